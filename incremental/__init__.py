@@ -1,0 +1,17 @@
+"""Fit any scikit-learn estimator with ``partial_fit`` on dask data, block by block.
+
+Public surface:
+
+- :class:`Incremental` fits an estimator with one ``partial_fit`` per block of a
+  dask array or DataFrame, and predicts in parallel.
+- :class:`ParallelPostFit` fits in memory and predicts, transforms and scores
+  dask data in parallel.
+- ``STREAMING_METRICS``: the scoring names that are reduced block by block.
+"""
+
+from ._incremental import Incremental
+from ._postfit import ParallelPostFit
+from ._scoring import STREAMING_METRICS
+
+__version__ = "0.1.0"
+__all__ = ["Incremental", "ParallelPostFit", "STREAMING_METRICS", "__version__"]

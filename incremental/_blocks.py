@@ -1,0 +1,306 @@
+"""Cut user inputs into aligned row blocks: ``(X_i, y_i, params_i)`` for each i.
+
+This module owns input normalisation: which containers are accepted, how ``y``
+and per-sample fit parameters are cut along ``X``'s row blocks, and how the
+blocks are computed from one task graph that is built and optimised once. It
+knows nothing of scikit-learn estimators, nor of the order in which blocks are
+consumed (that is ``_stream``'s job).
+
+Why one materialised graph: computing a single block of a dask collection
+through ``collection.blocks[i].compute()`` re-optimises the whole graph each
+time, which costs about 0.1 s per block. Building the graph once and culling
+it to the few keys a group of blocks needs costs microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import is_dask_collection
+from dask.core import flatten
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+
+try:  # dask >= 2024.12 moved culling; keep one import that works on both
+    from dask.optimization import cull
+except ImportError:  # pragma: no cover
+    from dask.core import cull  # type: ignore[no-redef]
+
+# Fit parameters that are never per-sample, whatever their length.
+NEVER_PER_SAMPLE = frozenset({"classes", "partial_fit_params"})
+
+
+class _Key(NamedTuple):
+    """A reference to a key of the materialised graph (as opposed to a value)."""
+
+    key: Hashable
+
+
+def is_dask_array(x: Any) -> bool:
+    return isinstance(x, da.Array)
+
+
+def is_dask_frame(x: Any) -> bool:
+    """True for dask DataFrames and Series (not for dask arrays or bags)."""
+    if not is_dask_collection(x) or is_dask_array(x):
+        return False
+    try:
+        import dask.dataframe as dd
+    except ImportError:  # pragma: no cover - dask[dataframe] is a dependency
+        return False
+    return isinstance(x, (dd.DataFrame, dd.Series))
+
+
+def num_rows(x: Any) -> int:
+    """Number of rows of an in-memory block (array, sparse, pandas, list)."""
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    return len(x)
+
+
+def take_rows(x: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of an in-memory array-like, keeping its type."""
+    if hasattr(x, "iloc"):
+        return x.iloc[start:stop]
+    return x[start:stop]
+
+
+def whole_rows(X: Any) -> Any:
+    """X with every axis but the first in one chunk, so a block is whole rows."""
+    if is_dask_array(X) and X.ndim > 1 and any(len(c) > 1 for c in X.chunks[1:]):
+        return X.rechunk({axis: -1 for axis in range(1, X.ndim)})
+    return X
+
+
+def row_chunks(X: Any) -> tuple[int, ...] | None:
+    """Rows in each block of a dask collection, or None when not known."""
+    if is_dask_array(X):
+        chunks = X.chunks[0]
+        return None if any(math.isnan(c) for c in chunks) else tuple(map(int, chunks))
+    return None
+
+
+def n_blocks_of(X: Any) -> int:
+    if is_dask_array(X):
+        return X.numblocks[0]
+    if is_dask_frame(X):
+        return X.npartitions
+    return 1
+
+
+def compute_row_chunks(X: Any) -> tuple[int, ...]:
+    """Rows in each block, computing them if dask does not know (one pass)."""
+    known = row_chunks(X)
+    if known is not None:
+        return known
+    if is_dask_array(X):
+        return tuple(map(int, X.compute_chunk_sizes().chunks[0]))
+    return tuple(int(n) for n in X.map_partitions(len).compute())
+
+
+def _describe(value: Any) -> str:
+    return type(value).__module__.split(".")[0] + "." + type(value).__name__
+
+
+@dataclass
+class Blocks:
+    """Aligned row blocks of several named inputs, ready to be computed.
+
+    ``parts[i]`` maps each name (``"X"``, ``"y"``, ``"sample_weight"``, ...) to
+    either a ``_Key`` of ``graph`` or an in-memory value. ``offsets`` gives
+    each block's first row when the row counts are known.
+    """
+
+    names: tuple[str, ...]
+    parts: list[dict[str, Any]]
+    graph: dict
+    offsets: tuple[int, ...] | None = None
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.parts)
+
+    def describe(self, index: int) -> str:
+        """Human words for block ``index``: its number and, if known, its rows."""
+        text = f"block {index} of {self.n_blocks}"
+        if self.offsets is not None:
+            text += f" (rows {self.offsets[index]}:{self.offsets[index + 1]})"
+        return text
+
+    def compute(
+        self, indices: Sequence[int], get: Callable | None = None
+    ) -> list[dict[str, Any]]:
+        """Compute the blocks at ``indices`` in one scheduler call.
+
+        ``get`` is a dask scheduler ``get(graph, keys)`` function; by default
+        the one dask is configured to use, else the threaded scheduler.
+        """
+        keys = list(
+            dict.fromkeys(
+                ref.key
+                for i in indices
+                for ref in self.parts[i].values()
+                if isinstance(ref, _Key)
+            )
+        )
+        values: dict = {}
+        if keys:
+            if get is None:
+                get = dask.base.get_scheduler() or dask.threaded.get
+            subgraph, _ = cull(self.graph, keys)
+            values = dict(zip(keys, get(subgraph, keys)))
+        return [
+            {
+                name: values[ref.key] if isinstance(ref, _Key) else ref
+                for name, ref in self.parts[i].items()
+            }
+            for i in indices
+        ]
+
+    def to_delayed(self) -> list[dict[str, Any]]:
+        """Each block as a dict of ``Delayed`` objects (or in-memory values).
+
+        All of them share one graph layer, so computing many of them together
+        does not copy the graph once per block.
+        """
+        layer = "incremental-blocks-" + dask.base.tokenize(id(self.graph))
+        hlg = HighLevelGraph({layer: self.graph}, {layer: set()})
+        return [
+            {
+                name: Delayed(ref.key, hlg, layer=layer) if isinstance(ref, _Key) else ref
+                for name, ref in part.items()
+            }
+            for part in self.parts
+        ]
+
+
+def _keys_per_block(collection: Any) -> list[Hashable]:
+    return list(flatten(collection.__dask_keys__()))
+
+
+def _check_total_rows(name: str, n_value: float, n_rows: float) -> None:
+    if not (math.isnan(n_value) or math.isnan(n_rows)) and n_value != n_rows:
+        raise ValueError(
+            f"X has {int(n_rows)} rows but {name} has {int(n_value)}: "
+            "they must have one entry per row of X"
+        )
+
+
+def _align_dask(name: str, value: Any, X: Any, n_blocks: int) -> Any:
+    """``value`` as a dask collection with exactly X's row blocks."""
+    if is_dask_frame(value):
+        if is_dask_frame(X) and value.npartitions == n_blocks:
+            return value
+        value = value.to_dask_array(lengths=True)
+    value = whole_rows(value)
+    if value.ndim == 0:
+        raise ValueError(f"{name} must have one entry per row of X, got a scalar")
+    mine, theirs = row_chunks(value), row_chunks(X)
+    if is_dask_array(X):
+        _check_total_rows(name, value.shape[0], X.shape[0])
+    if value.numblocks[0] == n_blocks and (mine is None or theirs is None or mine == theirs):
+        return value  # same blocks; row counts, if unknown, are checked per block
+    target = compute_row_chunks(X)
+    if mine is None:
+        value = value.compute_chunk_sizes()
+    _check_total_rows(name, value.shape[0], sum(target))
+    return value.rechunk({0: target})
+
+
+def _split_in_memory(name: str, value: Any, X: Any) -> list[Any]:
+    """An in-memory per-sample ``value`` cut into X's row blocks."""
+    chunks = compute_row_chunks(X)
+    _check_total_rows(name, num_rows(value), sum(chunks))
+    bounds = np.concatenate([[0], np.cumsum(chunks)]).astype(int)
+    return [take_rows(value, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def is_per_sample(name: str, value: Any, n_rows: float) -> bool:
+    """Whether a fit parameter has one entry per row and is cut into blocks.
+
+    Dask collections always are; in-memory array-likes are when their length
+    equals the number of rows. ``classes`` never is.
+    """
+    if name in NEVER_PER_SAMPLE or value is None or isinstance(value, (str, bytes)):
+        return False
+    if is_dask_collection(value):
+        return True
+    if not hasattr(value, "__len__") or isinstance(value, dict):
+        return False
+    if math.isnan(n_rows):  # rows of X unknown (a dask DataFrame): trust the type
+        return True
+    try:
+        return num_rows(value) == n_rows
+    except TypeError:
+        return False
+
+
+def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
+    """Align ``X``, ``y`` and per-sample parameters into row blocks.
+
+    ``X`` chunked along columns is rechunked to whole rows; ``y`` and the
+    per-sample parameters are cut along ``X``'s row blocks whatever their own
+    chunking. In-memory ``X`` is one block.
+    """
+    inputs = {"X": X, "y": y, **per_sample}
+    inputs = {name: value for name, value in inputs.items() if value is not None}
+    if not is_dask_collection(X):
+        for name, value in inputs.items():
+            if is_dask_collection(value):
+                inputs[name] = value.compute()
+            if name != "X":
+                _check_total_rows(name, num_rows(inputs[name]), num_rows(X))
+        n = num_rows(X)
+        return Blocks(tuple(inputs), [inputs], {}, (0, n))
+
+    if not (is_dask_array(X) or is_dask_frame(X)):
+        raise TypeError(
+            f"X must be an array-like or a dask array or DataFrame, got {_describe(X)}"
+        )
+    X = whole_rows(X)
+    n_blocks = n_blocks_of(X)
+    lazy: dict[str, Any] = {"X": X}
+    in_memory: dict[str, list[Any]] = {}
+    for name, value in inputs.items():
+        if name == "X":
+            continue
+        if is_dask_collection(value):
+            lazy[name] = _align_dask(name, value, X, n_blocks)
+        else:
+            in_memory[name] = _split_in_memory(name, value, X)
+
+    optimized = dask.optimize(*lazy.values())
+    graph: dict = {}
+    keys: dict[str, list[Hashable]] = {}
+    for name, collection in zip(lazy, optimized):
+        graph.update(collection.__dask_graph__())
+        keys[name] = _keys_per_block(collection)
+
+    parts = [
+        {
+            name: (_Key(keys[name][i]) if name in keys else in_memory[name][i])
+            for name in inputs
+        }
+        for i in range(n_blocks)
+    ]
+    chunks = row_chunks(X)
+    offsets = tuple(np.concatenate([[0], np.cumsum(chunks)]).astype(int).tolist()) if chunks else None
+    return Blocks(tuple(inputs), parts, graph, offsets)
+
+
+def check_block_rows(block: dict[str, Any], where: str) -> None:
+    """Raise if the parts of one block do not have the same number of rows."""
+    n = num_rows(block["X"])
+    for name, value in block.items():
+        if name != "X" and num_rows(value) != n:
+            raise ValueError(
+                f"{where}: X has {n} rows but {name} has {num_rows(value)}; "
+                f"X and {name} must have one entry per row"
+            )

@@ -1,0 +1,218 @@
+"""Score dask data without gathering it: per-block statistics, then a reduction.
+
+A ``StreamingMetric`` says which method of the estimator it needs, what
+small statistics it takes from one block, and how to finish from the sum of
+those statistics. ``score`` computes the statistics of every block in
+parallel (one task per block, next to the block) and combines them. Metrics
+that cannot be combined that way fall back to scikit-learn's scorer on
+lazily computed predictions: that gathers ``y`` and the predictions (one
+number or one row of probabilities per sample) but never ``X``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+import dask
+import numpy as np
+from sklearn.base import is_classifier, is_regressor
+from sklearn.metrics import get_scorer, log_loss
+
+from dask.base import is_dask_collection
+
+from ._blocks import make_blocks, num_rows
+
+
+def _weights(n: int, sample_weight: Any) -> np.ndarray:
+    if sample_weight is None:
+        return np.ones(n)
+    return np.asarray(sample_weight, dtype=float).reshape(n)
+
+
+def _as_2d(a: Any) -> np.ndarray:
+    a = np.asarray(a)
+    return a.reshape(len(a), -1)
+
+
+@dataclass(frozen=True)
+class StreamingMetric:
+    """A metric computed from small per-block statistics.
+
+    ``stats(estimator, X, y, w)`` returns a float array for one block;
+    ``combine(a, b)`` merges two blocks' statistics (a sum by default);
+    ``finish(total)`` turns the merged statistics into the score.
+    """
+
+    name: str
+    stats: Callable[[Any, Any, Any, np.ndarray], np.ndarray]
+    finish: Callable[[np.ndarray], float]
+    combine: Callable[[np.ndarray, np.ndarray], np.ndarray] = np.add
+
+
+def _accuracy_stats(est, X, y, w):
+    hit = np.all(_as_2d(est.predict(X)) == _as_2d(y), axis=1)
+    return np.array([np.dot(w, hit), w.sum()])
+
+
+def _residual_stats(power: float):
+    def stats(est, X, y, w):
+        err = np.abs(_as_2d(y) - _as_2d(est.predict(X))) ** power
+        return np.concatenate([[w.sum()], w @ err])
+
+    return stats
+
+
+def _mean_error(root: bool = False):
+    def finish(total):
+        per_output = total[1:] / total[0]
+        return -float(np.mean(np.sqrt(per_output) if root else per_output))
+
+    return finish
+
+
+def _r2_stats(est, X, y, w):
+    # Weight, weighted mean and centred sum of squares of y per output, and the
+    # residual sum of squares: merged with Chan's formula, which stays accurate
+    # when y has a large mean (plain sums of y**2 would cancel catastrophically).
+    y = _as_2d(y).astype(float)
+    n = w.sum()
+    mean = (w @ y) / n
+    centred = w @ (y - mean) ** 2
+    residual = w @ (y - _as_2d(est.predict(X))) ** 2
+    return np.stack([np.full_like(mean, n), mean, centred, residual])
+
+
+def _r2_combine(a, b):
+    n = a[0] + b[0]
+    delta = b[1] - a[1]
+    mean = a[1] + delta * b[0] / n
+    centred = a[2] + b[2] + delta**2 * a[0] * b[0] / n
+    return np.stack([n, mean, centred, a[3] + b[3]])
+
+
+def _r2_finish(total):
+    _, _, tot, res = total
+    # As scikit-learn: a constant y scores 1 if predicted exactly, else 0.
+    safe = np.where(tot > 0, tot, 1.0)
+    r2 = np.where(tot > 0, 1 - res / safe, np.where(res == 0, 1.0, 0.0))
+    return float(np.mean(r2))
+
+
+def _log_loss_stats(est, X, y, w):
+    proba = est.predict_proba(X)
+    loss = log_loss(y, proba, labels=est.classes_, normalize=False, sample_weight=w)
+    return np.array([loss, w.sum()])
+
+
+def _mean_score_samples_stats(est, X, y, w):
+    return np.array([np.dot(w, est.score_samples(X)), w.sum()])
+
+
+def _kmeans_stats(est, X, y, w):
+    return np.array([est.score(X, sample_weight=w), 0.0])
+
+
+def _ratio(sign: float = 1.0):
+    return lambda total: sign * float(total[0] / total[1])
+
+
+STREAMING_METRICS: dict[str, StreamingMetric] = {
+    m.name: m
+    for m in [
+        StreamingMetric("accuracy", _accuracy_stats, _ratio()),
+        StreamingMetric("r2", _r2_stats, _r2_finish, _r2_combine),
+        StreamingMetric("neg_mean_squared_error", _residual_stats(2), _mean_error()),
+        StreamingMetric(
+            "neg_root_mean_squared_error", _residual_stats(2), _mean_error(root=True)
+        ),
+        StreamingMetric("neg_mean_absolute_error", _residual_stats(1), _mean_error()),
+        StreamingMetric("neg_log_loss", _log_loss_stats, _ratio(-1.0)),
+    ]
+}
+
+# Estimators whose own ``score`` is not accuracy or R^2 but still adds up.
+_MEAN_SCORE_SAMPLES = StreamingMetric(
+    "mean score_samples", _mean_score_samples_stats, _ratio()
+)
+_SUM_OF_SCORES = StreamingMetric("sum of block scores", _kmeans_stats, lambda t: float(t[0]))
+
+
+def default_metric(estimator: Any) -> StreamingMetric | None:
+    """The streaming form of ``estimator.score``, where one is known."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.decomposition import PCA, IncrementalPCA
+
+    if is_classifier(estimator):
+        return STREAMING_METRICS["accuracy"]
+    if is_regressor(estimator):
+        return STREAMING_METRICS["r2"]
+    if isinstance(estimator, (PCA, IncrementalPCA)):
+        return _MEAN_SCORE_SAMPLES  # their score is mean(score_samples(X))
+    if isinstance(estimator, (KMeans, MiniBatchKMeans)):
+        return _SUM_OF_SCORES  # their score is -inertia, a sum over samples
+    return None
+
+
+def _block_stats(metric: StreamingMetric, estimator, X, y=None, sample_weight=None):
+    if num_rows(X) == 0:
+        return None
+    w = _weights(num_rows(X), sample_weight)
+    return metric.stats(estimator, X, y, w)
+
+
+def streaming_score(estimator, metric: StreamingMetric, X, y=None, sample_weight=None):
+    """Combine ``metric``'s per-block statistics over the blocks of X and y."""
+    blocks = make_blocks(X, y, sample_weight=sample_weight).to_delayed()
+    estimator_key = dask.delayed(estimator, pure=False)
+    stats = dask.compute(
+        *[dask.delayed(_block_stats)(metric, estimator_key, **b) for b in blocks]
+    )
+    stats = [s for s in stats if s is not None]
+    if not stats:
+        raise ValueError("cannot score on X with no rows")
+    return metric.finish(reduce(metric.combine, stats))
+
+
+def score(estimator, X, y=None, sample_weight=None, *, scoring=None) -> float:
+    """Score a fitted estimator on X and y, streaming when X is a dask collection.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.linear_model import LinearRegression
+    >>> X = da.random.default_rng(0).normal(size=(1_000, 2), chunks=100)
+    >>> y = X @ da.from_array([1.0, 2.0])
+    >>> model = LinearRegression().fit(X.compute(), y.compute())
+    >>> round(score(model, X, y, scoring="neg_mean_squared_error"), 12)
+    -0.0
+    """
+    weight = {} if sample_weight is None else {"sample_weight": sample_weight}
+    if not any(is_dask_collection(v) for v in (X, y, sample_weight)):
+        if scoring is None:
+            return estimator.score(X, y, **weight)
+        scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
+        return scorer(estimator, X, y, **weight)
+
+    if scoring is None:
+        metric = default_metric(estimator)
+        if metric is None:
+            raise TypeError(
+                f"{type(estimator).__name__}.score cannot be computed block by "
+                "block; pass scoring= (one of "
+                f"{sorted(STREAMING_METRICS)}) or a scikit-learn scorer"
+            )
+        return streaming_score(estimator, metric, X, y, sample_weight)
+    if isinstance(scoring, str) and scoring in STREAMING_METRICS:
+        return streaming_score(estimator, STREAMING_METRICS[scoring], X, y, sample_weight)
+
+    # Fallback: a scorer that is not a sum over blocks. It sees lazy
+    # predictions through the wrapper, so it gathers y and the predictions only.
+    from ._postfit import ParallelPostFit
+
+    wrapper = ParallelPostFit(estimator)
+    wrapper.estimator_ = estimator
+    scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
+    return scorer(wrapper, X, y, **weight)
