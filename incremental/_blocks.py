@@ -174,15 +174,31 @@ class Blocks:
         hlg = HighLevelGraph({layer: self.graph}, {layer: set()})
         return [
             {
-                name: Delayed(ref.key, hlg, layer=layer) if isinstance(ref, _Key) else ref
+                name: Delayed(ref.key, hlg, layer=layer)
+                if isinstance(ref, _Key)
+                else ref
                 for name, ref in part.items()
             }
             for part in self.parts
         ]
 
 
-def _keys_per_block(collection: Any) -> list[Hashable]:
-    return list(flatten(collection.__dask_keys__()))
+def _optimized_graph(collections: list[Any]) -> tuple[dict, list[list[Hashable]]]:
+    """One optimised graph for all collections, and each one's keys per block.
+
+    Optimising them together lets X and a y derived from it share work.
+    """
+    try:
+        from dask.base import collections_to_expr
+    except ImportError:  # pragma: no cover - dask before expressions
+        optimized = dask.optimize(*collections)
+        graph: dict = {}
+        for collection in optimized:
+            graph.update(collection.__dask_graph__())
+        return graph, [list(flatten(c.__dask_keys__())) for c in optimized]
+    expr = collections_to_expr(collections, optimize_graph=True)
+    graph = dict(expr.__dask_graph__())
+    return graph, [list(flatten(keys)) for keys in expr.__dask_keys__()]
 
 
 def _check_total_rows(name: str, n_value: float, n_rows: float) -> None:
@@ -205,7 +221,9 @@ def _align_dask(name: str, value: Any, X: Any, n_blocks: int) -> Any:
     mine, theirs = row_chunks(value), row_chunks(X)
     if is_dask_array(X):
         _check_total_rows(name, value.shape[0], X.shape[0])
-    if value.numblocks[0] == n_blocks and (mine is None or theirs is None or mine == theirs):
+    if value.numblocks[0] == n_blocks and (
+        mine is None or theirs is None or mine == theirs
+    ):
         return value  # same blocks; row counts, if unknown, are checked per block
     target = compute_row_chunks(X)
     if mine is None:
@@ -276,12 +294,8 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
         else:
             in_memory[name] = _split_in_memory(name, value, X)
 
-    optimized = dask.optimize(*lazy.values())
-    graph: dict = {}
-    keys: dict[str, list[Hashable]] = {}
-    for name, collection in zip(lazy, optimized):
-        graph.update(collection.__dask_graph__())
-        keys[name] = _keys_per_block(collection)
+    graph, keys_per_collection = _optimized_graph(list(lazy.values()))
+    keys = dict(zip(lazy, keys_per_collection))
 
     parts = [
         {
@@ -291,7 +305,11 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
         for i in range(n_blocks)
     ]
     chunks = row_chunks(X)
-    offsets = tuple(np.concatenate([[0], np.cumsum(chunks)]).astype(int).tolist()) if chunks else None
+    offsets = (
+        tuple(np.concatenate([[0], np.cumsum(chunks)]).astype(int).tolist())
+        if chunks
+        else None
+    )
     return Blocks(tuple(inputs), parts, graph, offsets)
 
 

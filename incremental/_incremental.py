@@ -67,7 +67,10 @@ class _Checkpoint:
         self.enabled = True
 
     def maybe_save(self, model: Any, position: int) -> None:
-        due = self.model is None or self.fit_seconds * _CHECKPOINT_BUDGET >= self.copy_seconds
+        due = (
+            self.model is None
+            or self.fit_seconds * _CHECKPOINT_BUDGET >= self.copy_seconds
+        )
         if not (self.enabled and due):
             return
         start = time.perf_counter()
@@ -259,19 +262,29 @@ class Incremental(ParallelPostFit):
                 "or ParallelPostFit to fit in memory and predict in parallel"
             )
         if not isinstance(self.shuffle_blocks, (bool, np.bool_)):
-            raise ValueError(f"shuffle_blocks must be True or False, got {self.shuffle_blocks!r}")
+            raise ValueError(
+                f"shuffle_blocks must be True or False, got {self.shuffle_blocks!r}"
+            )
         check_random_state(self.random_state)
         prefetch = self.prefetch
         if not (
             prefetch == "auto"
-            or (isinstance(prefetch, numbers.Integral) and not isinstance(prefetch, bool) and prefetch >= 1)
+            or (
+                isinstance(prefetch, numbers.Integral)
+                and not isinstance(prefetch, bool)
+                and prefetch >= 1
+            )
         ):
-            raise ValueError(f"prefetch must be 'auto' or an integer >= 1, got {prefetch!r}")
+            raise ValueError(
+                f"prefetch must be 'auto' or an integer >= 1, got {prefetch!r}"
+            )
 
     # -- the fit loop ------------------------------------------------------
     def _fit_blocks(self, X, y, fit_params: dict[str, Any]):
         n_rows = _rows_or_nan(X)
-        per_sample = {k: v for k, v in fit_params.items() if is_per_sample(k, v, n_rows)}
+        per_sample = {
+            k: v for k, v in fit_params.items() if is_per_sample(k, v, n_rows)
+        }
         constant = {k: v for k, v in fit_params.items() if k not in per_sample}
         model = self.estimator_
         if (
@@ -296,8 +309,8 @@ class Incremental(ParallelPostFit):
         if self.prefetch != "auto":
             prefetch = int(self.prefetch)
         else:
-            block_bytes = getattr(X, "nbytes", math.nan) / max(n_blocks, 1)
-            if is_dask_array(X) and math.isfinite(block_bytes) and block_bytes > 0:
+            block_bytes = X.nbytes / max(n_blocks, 1) if is_dask_array(X) else math.nan
+            if math.isfinite(block_bytes) and block_bytes > 0:
                 low, high = _PREFETCH_RANGE
                 prefetch = int(min(max(_PREFETCH_BYTES // block_bytes, low), high))
             else:
@@ -321,7 +334,9 @@ class Incremental(ParallelPostFit):
                     try:
                         _partial_fit(model, block, constant)
                     except BaseException:
-                        self._undo(checkpoint, position, blocks, order, constant, compute)
+                        self._undo(
+                            checkpoint, position, blocks, order, constant, compute
+                        )
                         raise
                     checkpoint.fit_seconds += time.perf_counter() - start
                     self.n_blocks_seen_ += 1
@@ -329,12 +344,18 @@ class Incremental(ParallelPostFit):
                         raise KeyboardInterrupt
             except BlockComputeError as failure:
                 error = failure.error
-                _note(error, f"incremental: raised while computing {blocks.describe(failure.index)}")
+                _note(
+                    error,
+                    f"incremental: raised while computing {blocks.describe(failure.index)}",
+                )
                 self._note_progress(error)
                 raise error from None
             except BaseException as error:
                 if index is not None:
-                    _note(error, f"incremental: raised while fitting {blocks.describe(index)}")
+                    _note(
+                        error,
+                        f"incremental: raised while fitting {blocks.describe(index)}",
+                    )
                 self._note_progress(error)
                 raise
 

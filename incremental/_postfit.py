@@ -143,12 +143,19 @@ def apply_blockwise(estimator: Any, method: str, X: Any, meta: Any = None, **kwa
         if is_dask_frame(X):
             one_meta = _empty_like(one) if one_meta is None else one_meta
             out = X.map_partitions(
-                _apply_block, estimator_key, empty=one_meta, meta=one_meta,
-                enforce_metadata=False, **common,
+                _apply_block,
+                estimator_key,
+                empty=one_meta,
+                meta=one_meta,
+                enforce_metadata=False,
+                **common,
             )
         else:
             out = X.map_blocks(
-                _apply_block, estimator_key, empty=_empty_like(one), **common,
+                _apply_block,
+                estimator_key,
+                empty=_empty_like(one),
+                **common,
                 **_array_options(X, one, one_meta),
             )
         outputs.append(out)

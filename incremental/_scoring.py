@@ -18,10 +18,9 @@ from typing import Any
 
 import dask
 import numpy as np
+from dask.base import is_dask_collection
 from sklearn.base import is_classifier, is_regressor
 from sklearn.metrics import get_scorer, log_loss
-
-from dask.base import is_dask_collection
 
 from ._blocks import make_blocks, num_rows
 
@@ -137,7 +136,9 @@ STREAMING_METRICS: dict[str, StreamingMetric] = {
 _MEAN_SCORE_SAMPLES = StreamingMetric(
     "mean score_samples", _mean_score_samples_stats, _ratio()
 )
-_SUM_OF_SCORES = StreamingMetric("sum of block scores", _kmeans_stats, lambda t: float(t[0]))
+_SUM_OF_SCORES = StreamingMetric(
+    "sum of block scores", _kmeans_stats, lambda t: float(t[0])
+)
 
 
 def default_metric(estimator: Any) -> StreamingMetric | None:
@@ -206,7 +207,9 @@ def score(estimator, X, y=None, sample_weight=None, *, scoring=None) -> float:
             )
         return streaming_score(estimator, metric, X, y, sample_weight)
     if isinstance(scoring, str) and scoring in STREAMING_METRICS:
-        return streaming_score(estimator, STREAMING_METRICS[scoring], X, y, sample_weight)
+        return streaming_score(
+            estimator, STREAMING_METRICS[scoring], X, y, sample_weight
+        )
 
     # Fallback: a scorer that is not a sum over blocks. It sees lazy
     # predictions through the wrapper, so it gathers y and the predictions only.

@@ -119,7 +119,9 @@ class BlockStream:
         out: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
         producer = threading.Thread(
-            target=self._produce, args=(out, stop), name="incremental-prefetch",
+            target=self._produce,
+            args=(out, stop),
+            name="incremental-prefetch",
             daemon=True,
         )
         producer.start()
