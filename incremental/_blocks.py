@@ -62,7 +62,13 @@ def num_rows(x: Any) -> int:
     shape = getattr(x, "shape", None)
     if shape is not None and len(shape) > 0:
         return int(shape[0])
-    return len(x)
+    try:
+        return len(x)
+    except TypeError:
+        if shape is not None or not hasattr(x, "__array__"):
+            raise
+    # An array-like known only through ``__array__`` (no shape, no len).
+    return num_rows(np.asarray(x))
 
 
 def take_rows(x: Any, start: int, stop: int) -> Any:
@@ -221,10 +227,10 @@ def _align_dask(name: str, value: Any, X: Any, n_blocks: int) -> Any:
     mine, theirs = row_chunks(value), row_chunks(X)
     if is_dask_array(X):
         _check_total_rows(name, value.shape[0], X.shape[0])
-    if value.numblocks[0] == n_blocks and (
-        mine is None or theirs is None or mine == theirs
-    ):
-        return value  # same blocks; row counts, if unknown, are checked per block
+    if value.numblocks[0] == n_blocks and (mine is None or mine == theirs):
+        # Same blocks, or y's row counts unknown: pair them; the counts are
+        # then checked block by block as they are computed.
+        return value
     target = compute_row_chunks(X)
     if mine is None:
         value = value.compute_chunk_sizes()

@@ -21,7 +21,7 @@ from typing import Any
 import dask
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 
 from ._blocks import (
     Blocks,
@@ -107,8 +107,15 @@ def find_classes(y: Any, estimator: Any) -> Any:
 
     if is_dask_frame(y):
         y = y.to_dask_array()
-    ndim = len(getattr(y, "shape", np.shape(y)))
-    if ndim == 1:
+    elif not is_dask_array(y):
+        y = np.asarray(y)  # lists of lists and array-likes without a shape
+    if (
+        y.ndim == 2
+        and y.shape[1] == 1
+        and not isinstance(estimator, MultiOutputClassifier)
+    ):
+        y = y[:, 0]  # a column vector is one output, as scikit-learn reads it
+    if y.ndim == 1:
         (labels,) = dask.compute(y if not is_dask_array(y) else _dask_unique(y))
         return _unique(labels)
     columns = [y[:, j] for j in range(y.shape[1])]
@@ -122,6 +129,21 @@ def find_classes(y: Any, estimator: Any) -> Any:
 def _dask_unique(y: Any) -> Any:
     # Unique per block, then unique of those: far less to move than y itself.
     return y.map_blocks(np.unique, chunks=(np.nan,), dtype=y.dtype)
+
+
+def _check_target(estimator: Any, y: Any) -> None:
+    """Raise scikit-learn's error when a supervised estimator is given no y."""
+    if y is not None:
+        return
+    try:
+        required = get_tags(estimator).target_tags.required
+    except AttributeError:  # an estimator without scikit-learn's tags
+        return
+    if required:
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, "
+            "but the target y is None"
+        )
 
 
 def _accepts(method: Any, name: str) -> bool:
@@ -240,6 +262,7 @@ class Incremental(ParallelPostFit):
         self
         """
         self._check_params()
+        _check_target(self.estimator, y)
         self.estimator_ = clone(self.estimator)
         self.n_blocks_seen_ = 0
         return self._fit_blocks(X, y, fit_params)
@@ -247,10 +270,22 @@ class Incremental(ParallelPostFit):
     def partial_fit(self, X, y=None, **fit_params):
         """Continue fitting ``estimator_`` on every block of X (see ``fit``)."""
         self._check_params()
+        _check_target(self.estimator, y)
         if "estimator_" not in self.__dict__:
             self.estimator_ = clone(self.estimator)
             self.n_blocks_seen_ = 0
         return self._fit_blocks(X, y, fit_params)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The wrapped estimator's tags describe its fit; Incremental only calls
+        # partial_fit, and IncrementalPCA's partial_fit rejects sparse input
+        # that its fit densifies batch by batch.
+        from sklearn.decomposition import IncrementalPCA
+
+        if isinstance(self.estimator, IncrementalPCA):
+            tags.input_tags.sparse = False
+        return tags
 
     # -- checks ------------------------------------------------------------
     def _check_params(self) -> None:

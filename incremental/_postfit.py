@@ -315,6 +315,15 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
     inverse_transform = _postfit_method("inverse_transform")
     score_samples = _postfit_method("score_samples")
 
+    @available_if(_has_method("transform"))
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then ``transform`` X (block by block for dask input).
+
+        Every scikit-learn transformer has ``fit_transform``; this one exists
+        exactly when the wrapped estimator has ``transform``.
+        """
+        return self.fit(X, y, **fit_params).transform(X)
+
     def _can_score(self) -> bool:
         return self.scoring is not None or hasattr(self._delegate(), "score")
 

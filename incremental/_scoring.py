@@ -144,13 +144,13 @@ _SUM_OF_SCORES = StreamingMetric(
 def default_metric(estimator: Any) -> StreamingMetric | None:
     """The streaming form of ``estimator.score``, where one is known."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
-    from sklearn.decomposition import PCA, IncrementalPCA
+    from sklearn.decomposition import PCA
 
     if is_classifier(estimator):
         return STREAMING_METRICS["accuracy"]
     if is_regressor(estimator):
         return STREAMING_METRICS["r2"]
-    if isinstance(estimator, (PCA, IncrementalPCA)):
+    if isinstance(estimator, PCA):
         return _MEAN_SCORE_SAMPLES  # their score is mean(score_samples(X))
     if isinstance(estimator, (KMeans, MiniBatchKMeans)):
         return _SUM_OF_SCORES  # their score is -inertia, a sum over samples

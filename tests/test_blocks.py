@@ -1,0 +1,129 @@
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from incremental._blocks import is_per_sample, make_blocks
+
+
+def _all(blocks):
+    return blocks.compute(range(blocks.n_blocks))
+
+
+def _concat(parts, name):
+    values = [p[name] for p in parts]
+    if sp.issparse(values[0]):
+        return sp.vstack(values).toarray()
+    if hasattr(values[0], "iloc"):
+        return pd.concat(values).to_numpy()
+    return np.concatenate(values)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(103, 4)), rng.integers(0, 3, size=103)
+
+
+def test_columns_are_rechunked_to_whole_rows_and_y_follows_x(data):
+    Xn, yn = data
+    X = da.from_array(Xn, chunks=(20, 2))
+    y = da.from_array(yn, chunks=33)
+    blocks = make_blocks(X, y)
+    parts = _all(blocks)
+    assert blocks.n_blocks == 6
+    assert [p["X"].shape for p in parts] == [(20, 4)] * 5 + [(3, 4)]
+    assert [len(p["y"]) for p in parts] == [20] * 5 + [3]
+    np.testing.assert_array_equal(_concat(parts, "X"), Xn)
+    np.testing.assert_array_equal(_concat(parts, "y"), yn)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "pandas", "list", "dask-series"])
+def test_in_memory_and_other_y_are_cut_along_x(data, kind):
+    Xn, yn = data
+    y = {
+        "numpy": yn,
+        "pandas": pd.Series(yn),
+        "list": yn.tolist(),
+        "dask-series": dd.from_pandas(pd.Series(yn), npartitions=2),
+    }[kind]
+    X = da.from_array(Xn, chunks=25)
+    parts = _all(make_blocks(X, y, sample_weight=np.arange(103.0)))
+    assert [len(p["y"]) for p in parts] == [25, 25, 25, 25, 3]
+    np.testing.assert_array_equal(
+        np.concatenate([np.asarray(p["y"]) for p in parts]), yn
+    )
+    np.testing.assert_array_equal(_concat(parts, "sample_weight"), np.arange(103.0))
+
+
+def test_dataframes_with_unknown_lengths_pair_partitions(data):
+    Xn, yn = data
+    frame = pd.DataFrame(Xn, columns=list("abcd")).assign(t=yn)
+    ddf = dd.from_pandas(frame, npartitions=4).clear_divisions()
+    parts = _all(make_blocks(ddf[list("abcd")], ddf["t"]))
+    assert len(parts) == 4
+    np.testing.assert_array_equal(_concat(parts, "X"), Xn)
+    np.testing.assert_array_equal(_concat(parts, "y"), yn)
+    assert list(parts[0]["X"].columns) == list("abcd")
+
+
+def test_dask_array_y_against_dataframe_x_of_other_partitioning(data):
+    Xn, yn = data
+    X = dd.from_pandas(pd.DataFrame(Xn), npartitions=3)
+    y = da.from_array(yn, chunks=50)
+    parts = _all(make_blocks(X, y))
+    np.testing.assert_array_equal(_concat(parts, "y"), yn)
+    assert [len(p["X"]) for p in parts] == [len(p["y"]) for p in parts]
+
+
+def test_sparse_blocks(data):
+    Xn, yn = data
+    X = da.from_array(Xn, chunks=(30, 2)).map_blocks(sp.csr_matrix)
+    parts = _all(make_blocks(X, yn))
+    assert all(sp.issparse(p["X"]) for p in parts)
+    np.testing.assert_array_equal(_concat(parts, "X"), Xn)
+
+
+def test_in_memory_input_is_one_block(data):
+    Xn, yn = data
+    blocks = make_blocks(Xn, yn)
+    assert blocks.n_blocks == 1
+    (part,) = _all(blocks)
+    assert part["X"] is Xn and part["y"] is yn
+
+
+@pytest.mark.parametrize("n_y", [102, 104])
+def test_length_mismatch_is_named(data, n_y):
+    Xn, _ = data
+    with pytest.raises(ValueError, match=f"X has 103 rows but y has {n_y}"):
+        make_blocks(da.from_array(Xn, chunks=25), np.zeros(n_y))
+    with pytest.raises(ValueError, match=f"X has 103 rows but y has {n_y}"):
+        make_blocks(da.from_array(Xn, chunks=25), da.zeros(n_y, chunks=10))
+    with pytest.raises(ValueError, match=f"X has 103 rows but y has {n_y}"):
+        make_blocks(Xn, np.zeros(n_y))
+
+
+def test_y_derived_from_x_is_computed_with_it():
+    # One optimised graph: y's tasks can use X's, and a group is one call.
+    X = da.random.default_rng(1).normal(size=(100, 3), chunks=10)
+    y = X[:, 0] > 0
+    blocks = make_blocks(X, y)
+    for part in _all(blocks):
+        np.testing.assert_array_equal(part["y"], part["X"][:, 0] > 0)
+
+
+def test_describe_names_rows(data):
+    Xn, _ = data
+    blocks = make_blocks(da.from_array(Xn, chunks=25))
+    assert blocks.describe(1) == "block 1 of 5 (rows 25:50)"
+
+
+def test_per_sample_rules():
+    assert is_per_sample("sample_weight", np.ones(10), 10)
+    assert not is_per_sample("classes", np.arange(10), 10)
+    assert not is_per_sample("alpha", 0.5, 10)
+    assert not is_per_sample("labels", np.ones(3), 10)
+    assert is_per_sample("w", da.ones(10, chunks=5), 10)
+    assert is_per_sample("w", np.ones(7), float("nan"))

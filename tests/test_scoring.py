@@ -1,0 +1,136 @@
+import dask.array as da
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.decomposition import PCA, LatentDirichletAllocation
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import get_scorer
+
+from incremental import STREAMING_METRICS, ParallelPostFit
+from incremental._scoring import score
+
+
+@pytest.fixture
+def classification():
+    rng = np.random.default_rng(3)
+    Xn = rng.normal(size=(700, 4))
+    yn = (Xn[:, 0] + rng.normal(scale=0.5, size=700) > 0).astype(int)
+    return Xn, yn, LogisticRegression().fit(Xn, yn)
+
+
+@pytest.fixture
+def regression():
+    rng = np.random.default_rng(4)
+    Xn = rng.normal(size=(700, 4))
+    Y = Xn @ rng.normal(size=(4, 2)) + rng.normal(size=(700, 2))
+    return Xn, Y, LinearRegression().fit(Xn, Y)
+
+
+WEIGHTS = [None, np.linspace(0.1, 3, 700)]
+
+
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("name", ["accuracy", "neg_log_loss"])
+def test_classification_metrics_match_scikit_learn(classification, name, weights):
+    Xn, yn, model = classification
+    X, y = da.from_array(Xn, chunks=90), da.from_array(yn, chunks=130)
+    w = None if weights is None else da.from_array(weights, chunks=50)
+    extra = {} if weights is None else {"sample_weight": weights}
+    expected = get_scorer(name)(model, Xn, yn, **extra)
+    assert score(model, X, y, w, scoring=name) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "r2",
+        "neg_mean_squared_error",
+        "neg_root_mean_squared_error",
+        "neg_mean_absolute_error",
+    ],
+)
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_regression_metrics_match_scikit_learn(regression, name, weights, outputs):
+    Xn, Y, _ = regression
+    Y = Y[:, 0] if outputs == 1 else Y
+    model = LinearRegression().fit(Xn, Y)
+    X, y = da.from_array(Xn, chunks=90), da.from_array(Y, chunks=130)
+    extra = {} if weights is None else {"sample_weight": weights}
+    expected = get_scorer(name)(model, Xn, Y, **extra)
+    assert score(model, X, y, weights, scoring=name) == pytest.approx(
+        expected, rel=1e-10
+    )
+
+
+def test_r2_stays_accurate_for_a_large_mean(regression):
+    Xn, Y, _ = regression
+    y = Y[:, 0] + 1e9
+    model = LinearRegression().fit(Xn, y)
+    expected = model.score(Xn, y)
+    got = score(model, da.from_array(Xn, chunks=70), da.from_array(y, chunks=70))
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_every_streaming_metric_is_tested():
+    assert set(STREAMING_METRICS) == {
+        "accuracy",
+        "neg_log_loss",
+        "r2",
+        "neg_mean_squared_error",
+        "neg_root_mean_squared_error",
+        "neg_mean_absolute_error",
+    }
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [MiniBatchKMeans(n_clusters=3, n_init=1, random_state=0), PCA(n_components=2)],
+)
+def test_default_metric_of_unsupervised_estimators(classification, estimator):
+    Xn, _, _ = classification
+    model = ParallelPostFit(estimator).fit(Xn)
+    expected = model.estimator_.score(Xn)
+    assert model.score(da.from_array(Xn, chunks=100)) == pytest.approx(
+        expected, rel=1e-10
+    )
+
+
+def test_score_that_cannot_be_streamed_says_so(classification):
+    Xn, _, _ = classification
+    model = ParallelPostFit(LatentDirichletAllocation(n_components=2, random_state=0))
+    model.fit(np.abs(Xn))
+    with pytest.raises(
+        TypeError, match="cannot be computed block by block; pass scoring="
+    ):
+        model.score(da.from_array(np.abs(Xn), chunks=100))
+
+
+def test_other_scorers_fall_back_to_gathering_predictions(classification):
+    Xn, yn, model = classification
+    X, y = da.from_array(Xn, chunks=90), da.from_array(yn, chunks=90)
+    for name in ["f1", "roc_auc", "balanced_accuracy"]:
+        assert score(model, X, y, scoring=name) == pytest.approx(
+            get_scorer(name)(model, Xn, yn)
+        )
+
+
+class LargestResult(Callback):
+    """Records the largest array any task produced."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.largest = max(self.largest, getattr(result, "nbytes", 0))
+
+
+def test_streaming_score_never_gathers_x(classification):
+    Xn, yn, model = classification
+    X, y = da.from_array(Xn, chunks=100), da.from_array(yn, chunks=100)
+    with LargestResult() as seen:
+        score(model, X, y, scoring="accuracy")
+    block_bytes = 100 * 4 * 8
+    assert 0 < seen.largest <= block_bytes

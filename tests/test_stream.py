@@ -1,0 +1,86 @@
+import threading
+import time
+
+import pytest
+
+from incremental._stream import BlockComputeError, BlockStream, order_groups
+
+
+def test_order_groups_cuts_in_order():
+    assert order_groups([3, 1, 2, 0, 4], 2) == [[3, 1], [2, 0], [4]]
+    assert order_groups([], 3) == []
+
+
+@pytest.mark.parametrize("prefetch,group", [(1, 1), (2, 1), (4, 2), (8, 8)])
+def test_stream_yields_every_block_in_order(prefetch, group):
+    order = [5, 3, 0, 1, 4, 2]
+    calls = []
+
+    def compute(indices):
+        calls.append(list(indices))
+        return [i * 10 for i in indices]
+
+    stream = BlockStream(compute, order, prefetch=prefetch, group=group)
+    assert list(stream) == [(i, i * 10) for i in order]
+    assert all(len(c) <= min(group, prefetch) for c in calls)
+    assert [i for c in calls for i in c] == order
+
+
+def test_stream_never_runs_more_than_prefetch_ahead():
+    computed = []
+    consumed = []
+    ahead = []
+    lock = threading.Lock()
+
+    def compute(indices):
+        with lock:
+            computed.extend(indices)
+            ahead.append(len(computed) - len(consumed))
+        return list(indices)
+
+    prefetch, group = 3, 2
+    for index, _ in BlockStream(compute, range(40), prefetch=prefetch, group=group):
+        time.sleep(0.002)  # a slow consumer lets the producer run as far as it may
+        with lock:
+            consumed.append(index)
+    # computed-but-not-consumed blocks: the queue, the group being handed over,
+    # and the block the consumer holds.
+    assert max(ahead) <= prefetch + group + 1
+    assert consumed == list(range(40))
+
+
+def test_error_names_the_failing_block_and_delivers_the_ones_before():
+    def compute(indices):
+        if 7 in indices:
+            raise OSError("disk gone")
+        return list(indices)
+
+    got = []
+    with pytest.raises(BlockComputeError) as info:
+        for index, _ in BlockStream(compute, range(10), prefetch=4, group=4):
+            got.append(index)
+    assert info.value.index == 7
+    assert isinstance(info.value.error, OSError)
+    assert got == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_abandoned_stream_stops_its_producer():
+    started = threading.Event()
+
+    def compute(indices):
+        started.set()
+        return list(indices)
+
+    stream = iter(BlockStream(compute, range(1000), prefetch=2, group=1))
+    next(stream)
+    stream.close()
+    deadline = time.time() + 5
+    while any(t.name == "incremental-prefetch" for t in threading.enumerate()):
+        assert time.time() < deadline, "producer thread still running"
+        time.sleep(0.01)
+    assert started.is_set()
+
+
+def test_prefetch_must_be_positive():
+    with pytest.raises(ValueError, match="prefetch"):
+        BlockStream(lambda i: i, [0], prefetch=0)
