@@ -202,7 +202,9 @@ def _optimized_graph(collections: list[Any]) -> tuple[dict, list[list[Hashable]]
         for collection in optimized:
             graph.update(collection.__dask_graph__())
         return graph, [list(flatten(c.__dask_keys__())) for c in optimized]
-    expr = collections_to_expr(collections, optimize_graph=True)
+    # Lowered completely, as dask.compute does, so that expressions such as a
+    # DataFrame repartition become tasks.
+    expr = collections_to_expr(collections, optimize_graph=True).lower_completely()
     graph = dict(expr.__dask_graph__())
     return graph, [list(flatten(keys)) for keys in expr.__dask_keys__()]
 
