@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import dask
 import dask.array as da
 import numpy as np
+import scipy.sparse as sp
 from dask.base import is_dask_collection
 from dask.core import flatten
 from dask.delayed import Delayed
@@ -330,3 +331,91 @@ def check_block_rows(block: dict[str, Any], where: str) -> None:
                 f"{where}: X has {n} rows but {name} has {num_rows(value)}; "
                 f"X and {name} must have one entry per row"
             )
+
+
+# A batch is a list of pieces: (block index, rows of that block or None for all).
+Batch = list[tuple[int, "slice | None"]]
+
+
+def plan_batches(
+    order: Sequence[int], rows: Sequence[int] | None, batch_size: int | None
+) -> list[Batch]:
+    """Cut the blocks, visited in ``order``, into batches of ``batch_size`` rows.
+
+    Without ``batch_size`` each block is one batch. With it, the rows of the
+    blocks in visiting order are cut into consecutive batches of exactly
+    ``batch_size`` rows (the last may be shorter): large blocks are split and
+    small ones joined, and empty blocks vanish.
+
+    Examples
+    --------
+    >>> plan_batches([1, 0], [3, 2], None)
+    [[(1, None)], [(0, None)]]
+    >>> plan_batches([1, 0], [3, 2], 3)  # block 0 has 3 rows, block 1 has 2
+    [[(1, slice(0, 2, None)), (0, slice(0, 1, None))], [(0, slice(1, 3, None))]]
+    """
+    if batch_size is None:
+        return [[(int(b), None)] for b in order]
+    if rows is None:
+        raise ValueError("cutting blocks into batches needs their row counts")
+    batches: list[Batch] = []
+    current: Batch = []
+    filled = 0
+    for b in order:
+        start, n = 0, int(rows[b])
+        while start < n:
+            take = min(batch_size - filled, n - start)
+            current.append((int(b), slice(start, start + take)))
+            filled, start = filled + take, start + take
+            if filled == batch_size:
+                batches.append(current)
+                current, filled = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def concat_rows(parts: list[Any]) -> Any:
+    """Stack in-memory blocks of one kind (NumPy, scipy.sparse, pandas, list)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if sp.issparse(first):
+        return sp.vstack(parts, format=first.format)
+    if hasattr(first, "iloc"):
+        import pandas as pd
+
+        return pd.concat(parts)
+    if isinstance(first, list):
+        return [row for part in parts for row in part]
+    return np.concatenate(parts)
+
+
+def assemble_batches(
+    blocks: Blocks, batches: Sequence[Batch], get: Callable | None = None
+) -> list[dict[str, Any]]:
+    """Compute the blocks that ``batches`` need (each once) and cut the batches."""
+    needed = list(dict.fromkeys(b for batch in batches for b, _ in batch))
+    computed = dict(zip(needed, blocks.compute(needed, get)))
+    out = []
+    for batch in batches:
+        if len(batch) == 1 and batch[0][1] is None:
+            out.append(computed[batch[0][0]])
+            continue
+        out.append(
+            {
+                name: concat_rows(
+                    [take_rows(computed[b][name], s.start, s.stop) for b, s in batch]
+                )
+                for name in blocks.names
+            }
+        )
+    return out
+
+
+def describe_batch(blocks: Blocks, batch: Batch) -> str:
+    """Human words for a batch: its block, or its pieces of blocks."""
+    if len(batch) == 1 and batch[0][1] is None:
+        return blocks.describe(batch[0][0])
+    pieces = ", ".join(f"block {b} rows {s.start}:{s.stop}" for b, s in batch)
+    return f"the batch of {pieces}"

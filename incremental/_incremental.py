@@ -15,6 +15,8 @@ import logging
 import math
 import numbers
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -25,14 +27,20 @@ from sklearn.utils import check_random_state, get_tags
 
 from ._blocks import (
     Blocks,
+    assemble_batches,
     check_block_rows,
+    compute_row_chunks,
+    describe_batch,
     is_dask_array,
     is_dask_frame,
     is_per_sample,
     make_blocks,
     num_rows,
+    plan_batches,
+    whole_rows,
 )
 from ._postfit import ParallelPostFit
+from ._scoring import metric_for, score_blocks
 from ._stream import BlockComputeError, BlockStream, interrupts_between_blocks
 
 logger = logging.getLogger("incremental")
@@ -153,6 +161,107 @@ def _accepts(method: Any, name: str) -> bool:
         return False
 
 
+def _takes_classes(model: Any) -> bool:
+    """Whether ``model.partial_fit`` wants ``classes``: by name, or through the
+    ``**kwargs`` a meta-estimator (SelectFromModel) hands to its estimator."""
+    if _accepts(model.partial_fit, "classes"):
+        return True
+    inner = getattr(model, "estimator", None)
+    try:
+        forwards = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD
+            for p in inspect.signature(model.partial_fit).parameters.values()
+        )
+    except (TypeError, ValueError):
+        return False
+    return forwards and hasattr(inner, "partial_fit") and _takes_classes(inner)
+
+
+@dataclass
+class _FitContext:
+    """What the epochs of one fit share: blocks, constant params, scheduler."""
+
+    blocks: Blocks
+    constant: dict[str, Any]
+    get: Callable
+    prefetch: int
+    group: int
+
+    def assemble(self, batches, positions) -> list[dict[str, Any]]:
+        return assemble_batches(self.blocks, [batches[p] for p in positions], self.get)
+
+    def describe(self, batch) -> str:
+        return describe_batch(self.blocks, batch)
+
+
+class _Progress:
+    """A progress bar over the batches of each epoch (when verbose) and log records.
+
+    Log records go to ``logging.getLogger("incremental")`` at INFO, one per
+    epoch, whatever ``verbose`` says.
+    """
+
+    def __init__(self, verbose: int, max_epochs: int):
+        self.verbose = int(verbose)
+        self.max_epochs = max_epochs
+        self.bar: Any = None
+        self._tqdm: Any = None
+        if self.verbose:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                logger.warning("verbose needs tqdm (pip install tqdm); logging only")
+            else:
+                self._tqdm = tqdm
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def start_epoch(self, epoch: int, n_batches: int) -> None:
+        self.rows, self.started, self.shown = 0, time.perf_counter(), 0.0
+        if self._tqdm is not None:
+            self.bar = self._tqdm(
+                total=n_batches,
+                desc=f"epoch {epoch + 1}/{self.max_epochs}",
+                unit="batch",
+                leave=self.verbose > 1 or epoch + 1 == self.max_epochs,
+            )
+
+    def batch_done(self, rows: int) -> None:
+        if self.bar is None:
+            return
+        self.rows += rows
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - self.shown > 0.5:  # the rate, at most twice a second
+            self.shown = now
+            rate = self.rows / max(now - self.started, 1e-9)
+            self.bar.set_postfix_str(f"{rate:,.0f} rows/s", refresh=False)
+
+    def end_epoch(self, record: dict[str, Any]) -> None:
+        rate = record["n_samples"] / max(record["seconds"], 1e-9)
+        score = "" if record["score"] is None else f", validation score {record['score']:.6g}"
+        text = (
+            f"epoch {record['epoch'] + 1}: {record['n_batches']} batches, "
+            f"{record['n_samples']:,} rows in {record['seconds']:.2f} s "
+            f"({rate:,.0f} rows/s){score}"
+        )
+        logger.info(text)
+        if self.bar is not None:
+            self.bar.set_postfix_str(text.split(": ", 1)[1], refresh=True)
+            self.bar.close()
+            self.bar = None
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 class Incremental(ParallelPostFit):
     """Fit any estimator that has ``partial_fit`` on data larger than memory.
 
@@ -185,6 +294,34 @@ class Incremental(ParallelPostFit):
     prefetch : int or "auto", default="auto"
         At most this many computed blocks wait for ``partial_fit``; "auto"
         keeps about 256 MiB of blocks ready (between 2 and 64 blocks).
+    batch_size : int, optional
+        Re-cut the stream into batches of this many rows, whatever the
+        storage chunks: large blocks are split and small ones joined, in
+        visiting order. The model then equals the plain loop over those
+        batches. Needs the row count of each block (one pass over a dask
+        DataFrame whose partition lengths are unknown).
+    max_epochs : int, default=1
+        Passes over the data. Epoch ``e`` visits the blocks in the order of
+        the ``e``-th ``rng.permutation(train_blocks)`` with
+        ``rng = check_random_state(random_state)`` (storage order without
+        ``shuffle_blocks``). Without early stopping exactly this many run.
+    early_stopping : bool, default=False
+        After each epoch score the model on validation data (``validation_data``
+        given to ``fit``, else ``validation_fraction`` of the blocks, drawn
+        from ``random_state`` and never trained on) with ``scoring`` through
+        the streaming scorer; stop when the score has not improved by ``tol``
+        for ``n_iter_no_change`` epochs, and keep the model of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the blocks held out for early stopping (at least one).
+    n_iter_no_change : int, default=5
+        Epochs without improvement before stopping early.
+    tol : float, default=1e-4
+        Improvement of the validation score that counts as one.
+    verbose : int, default=0
+        1 shows a progress bar (tqdm) per epoch with rows per second and the
+        validation score; 2 also keeps the bars of finished epochs. One log
+        record per epoch goes to ``logging.getLogger("incremental")`` at INFO
+        whatever ``verbose`` says.
 
     Attributes
     ----------
@@ -192,8 +329,16 @@ class Incremental(ParallelPostFit):
         The fitted estimator. Its learned attributes (``coef_``,
         ``classes_``, ``n_features_in_``, ...) are reachable on the wrapper.
     n_blocks_seen_ : int
-        Blocks passed to ``partial_fit`` since the last ``fit``. If a block
-        fails, ``estimator_`` holds the model after the blocks counted here.
+        Blocks (batches, with ``batch_size``) passed to ``partial_fit`` since
+        the last ``fit``. If a block fails, ``estimator_`` holds the model
+        after the blocks counted here.
+    n_epochs_ : int
+        Epochs run since the last ``fit``.
+    history_ : list of dict
+        One record per epoch: ``epoch``, ``n_batches``, ``n_samples``,
+        ``seconds`` and the validation ``score`` (None without early stopping).
+    best_score_ : float
+        With early stopping: the best validation score, whose model is kept.
 
     Examples
     --------
@@ -230,6 +375,13 @@ class Incremental(ParallelPostFit):
         predict_proba_meta: Any = None,
         transform_meta: Any = None,
         prefetch: int | str = "auto",
+        batch_size: int | None = None,
+        max_epochs: int = 1,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        tol: float = 1e-4,
+        verbose: int = 0,
     ):
         super().__init__(
             estimator,
@@ -242,9 +394,16 @@ class Incremental(ParallelPostFit):
         self.random_state = random_state
         self.assume_equal_chunks = assume_equal_chunks
         self.prefetch = prefetch
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.verbose = verbose
 
     # -- public ------------------------------------------------------------
-    def fit(self, X, y=None, **fit_params):
+    def fit(self, X, y=None, *, validation_data=None, **fit_params):
         """Fit a clone of ``estimator`` with one ``partial_fit`` per block of X.
 
         Parameters
@@ -252,6 +411,9 @@ class Incremental(ParallelPostFit):
         X : dask array or DataFrame, or an in-memory array-like (one block)
         y : array-like, dask array or Series, optional
             Cut into X's row blocks whatever its own chunking.
+        validation_data : tuple (X_val, y_val), optional
+            With ``early_stopping=True``: score on these after each epoch
+            instead of holding out ``validation_fraction`` of the blocks.
         **fit_params
             Passed to every ``partial_fit`` call. Those with one entry per row
             (``sample_weight``, dask collections) are cut into X's row blocks;
@@ -263,18 +425,26 @@ class Incremental(ParallelPostFit):
         """
         self._check_params()
         _check_target(self.estimator, y)
-        self.estimator_ = clone(self.estimator)
-        self.n_blocks_seen_ = 0
-        return self._fit_blocks(X, y, fit_params)
+        self._start()
+        return self._fit_blocks(X, y, fit_params, validation_data)
 
-    def partial_fit(self, X, y=None, **fit_params):
-        """Continue fitting ``estimator_`` on every block of X (see ``fit``)."""
+    def partial_fit(self, X, y=None, *, validation_data=None, **fit_params):
+        """Continue fitting ``estimator_`` on the blocks of X (see ``fit``).
+
+        Each call runs ``max_epochs`` epochs (one by default) and adds them to
+        ``history_``.
+        """
         self._check_params()
         _check_target(self.estimator, y)
         if "estimator_" not in self.__dict__:
-            self.estimator_ = clone(self.estimator)
-            self.n_blocks_seen_ = 0
-        return self._fit_blocks(X, y, fit_params)
+            self._start()
+        return self._fit_blocks(X, y, fit_params, validation_data)
+
+    def _start(self) -> None:
+        self.estimator_ = clone(self.estimator)
+        self.n_blocks_seen_ = 0
+        self.n_epochs_ = 0
+        self.history_ = []
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -301,6 +471,17 @@ class Incremental(ParallelPostFit):
                 f"shuffle_blocks must be True or False, got {self.shuffle_blocks!r}"
             )
         check_random_state(self.random_state)
+        if self.batch_size is not None:
+            _check_int("batch_size", self.batch_size, 1)
+        _check_int("max_epochs", self.max_epochs, 1)
+        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        _check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0)
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        if not (isinstance(self.validation_fraction, numbers.Real) and 0 < self.validation_fraction < 1):
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if not isinstance(self.tol, numbers.Real) or not math.isfinite(self.tol):
+            raise ValueError(f"tol must be a finite number, got {self.tol!r}")
         prefetch = self.prefetch
         if not (
             prefetch == "auto"
@@ -315,36 +496,103 @@ class Incremental(ParallelPostFit):
             )
 
     # -- the fit loop ------------------------------------------------------
-    def _fit_blocks(self, X, y, fit_params: dict[str, Any]):
+    def _fit_blocks(self, X, y, fit_params: dict[str, Any], validation_data=None):
         n_rows = _rows_or_nan(X)
         per_sample = {
             k: v for k, v in fit_params.items() if is_per_sample(k, v, n_rows)
         }
         constant = {k: v for k, v in fit_params.items() if k not in per_sample}
         model = self.estimator_
-        if (
-            y is not None
-            and "classes" not in constant
-            and _accepts(model.partial_fit, "classes")
-        ):
+        if y is not None and "classes" not in constant and _takes_classes(model):
             known = getattr(model, "classes_", None)
-            constant["classes"] = known if known is not None else find_classes(y, model)
+            if known is not None:
+                constant["classes"] = known
+            elif self.n_blocks_seen_ == 0:
+                # Only the first partial_fit needs classes; later blocks may
+                # lack some, and meta-estimators (MultiOutputClassifier,
+                # SelectFromModel) keep no classes_ of their own to pass.
+                constant["classes"] = find_classes(y, model)
 
         blocks = make_blocks(X, y, **per_sample)
-        order = self._block_order(blocks.n_blocks)
-        self._fit_order(blocks, order, constant, X)
+        rows = None
+        if self.batch_size is not None:
+            offsets = blocks.offsets
+            rows = np.diff(offsets) if offsets else compute_row_chunks(whole_rows(X))
+        rng = check_random_state(self.random_state)
+        train, check_score = self._validation(blocks, rng, validation_data)
+        prefetch, group = self._prefetch_and_group(X, blocks.n_blocks)
+        get = dask.base.get_scheduler() or dask.threaded.get
+        context = _FitContext(blocks, constant, get, prefetch, group)
+
+        best_model, best_score, no_change = None, -np.inf, 0
+        with _Progress(self.verbose, self.max_epochs) as progress:
+            for epoch in range(self.max_epochs):
+                order = rng.permutation(train) if self.shuffle_blocks else train
+                batches = plan_batches(order, rows, self.batch_size)
+                progress.start_epoch(epoch, len(batches))
+                started = time.perf_counter()
+                n_samples = self._fit_epoch(context, batches, epoch, progress)
+                record = {
+                    "epoch": epoch,
+                    "n_batches": len(batches),
+                    "n_samples": n_samples,
+                    "seconds": time.perf_counter() - started,
+                    "score": None if check_score is None else check_score(self.estimator_),
+                }
+                self.history_.append(record)
+                self.n_epochs_ = len(self.history_)
+                progress.end_epoch(record)
+                if check_score is None:
+                    continue
+                score = record["score"]
+                no_change = no_change + 1 if score < best_score + self.tol else 0
+                if score > best_score:
+                    best_score, best_model = score, copy.deepcopy(self.estimator_)
+                self.best_score_ = best_score
+                if no_change >= self.n_iter_no_change:
+                    logger.info(
+                        "early stop after epoch %d: no improvement of %s over %g "
+                        "for %d epochs",
+                        epoch + 1, self._metric_name(), self.tol, no_change,
+                    )
+                    break
+        if best_model is not None:
+            self.estimator_ = best_model  # the epoch with the best validation score
         return self
 
-    def _block_order(self, n_blocks: int) -> np.ndarray:
-        if self.shuffle_blocks:
-            return check_random_state(self.random_state).permutation(n_blocks)
-        return np.arange(n_blocks)
+    def _metric_name(self) -> str:
+        return str(self.scoring or "score")
+
+    def _validation(self, blocks: Blocks, rng, validation_data):
+        """Blocks to train on, and a function scoring the model on held-out data."""
+        all_blocks = np.arange(blocks.n_blocks)
+        if not self.early_stopping:
+            if validation_data is not None:
+                raise ValueError("validation_data is only used with early_stopping=True")
+            return all_blocks, None
+        metric = metric_for(self.estimator, self.scoring)
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            held = make_blocks(X_val, y_val)
+            return all_blocks, lambda model: score_blocks(model, metric, held)
+        n_held = max(1, int(round(self.validation_fraction * blocks.n_blocks)))
+        if n_held >= blocks.n_blocks:
+            raise ValueError(
+                f"early stopping holds out {n_held} of {blocks.n_blocks} blocks for "
+                "validation, leaving none to train on; give validation_data=(X, y), "
+                "more blocks, or a smaller validation_fraction"
+            )
+        held_out = np.sort(rng.permutation(blocks.n_blocks)[:n_held])
+        train = np.setdiff1d(all_blocks, held_out)
+        return train, lambda model: score_blocks(model, metric, blocks, held_out)
 
     def _prefetch_and_group(self, X: Any, n_blocks: int) -> tuple[int, int]:
         if self.prefetch != "auto":
             prefetch = int(self.prefetch)
         else:
             block_bytes = X.nbytes / max(n_blocks, 1) if is_dask_array(X) else math.nan
+            if self.batch_size is not None and is_dask_array(X) and X.shape[0] > 0:
+                block_bytes = min(block_bytes, X.nbytes / X.shape[0] * self.batch_size)
             if math.isfinite(block_bytes) and block_bytes > 0:
                 low, high = _PREFETCH_RANGE
                 prefetch = int(min(max(_PREFETCH_BYTES // block_bytes, low), high))
@@ -352,47 +600,50 @@ class Incremental(ParallelPostFit):
                 prefetch = 4
         return prefetch, max(1, prefetch // 2)
 
-    def _fit_order(self, blocks: Blocks, order, constant: dict[str, Any], X) -> None:
-        get = dask.base.get_scheduler() or dask.threaded.get
-        compute = partial(blocks.compute, get=get)
-        prefetch, group = self._prefetch_and_group(X, blocks.n_blocks)
-        stream = BlockStream(compute, order, prefetch=prefetch, group=group)
+    def _fit_epoch(self, context: _FitContext, batches, epoch: int, progress) -> int:
+        """One pass of ``partial_fit`` over ``batches``; returns the rows seen."""
+        stream = BlockStream(
+            partial(context.assemble, batches), range(len(batches)),
+            prefetch=context.prefetch, group=context.group,
+        )
         checkpoint = _Checkpoint()
         model = self.estimator_
-        position, index = 0, None
+        n_samples, position = 0, None
+        where = f"in epoch {epoch + 1} of at most {self.max_epochs}"
         with interrupts_between_blocks() as interrupted:
             try:
-                for position, (index, block) in enumerate(stream):
-                    check_block_rows(block, blocks.describe(index))
+                for position, batch in stream:
+                    rows = num_rows(batch["X"])
+                    if rows == 0:
+                        continue  # empty partitions carry nothing to learn
+                    check_block_rows(batch, context.describe(batches[position]))
                     checkpoint.maybe_save(model, position)
                     start = time.perf_counter()
                     try:
-                        _partial_fit(model, block, constant)
+                        _partial_fit(model, batch, context.constant)
                     except BaseException:
-                        self._undo(
-                            checkpoint, position, blocks, order, constant, compute
-                        )
+                        self._undo(checkpoint, position, context, batches)
                         raise
-                    checkpoint.fit_seconds += time.perf_counter() - start
+                    seconds = time.perf_counter() - start
+                    checkpoint.fit_seconds += seconds
                     self.n_blocks_seen_ += 1
+                    n_samples += rows
+                    progress.batch_done(rows)
                     if interrupted():
                         raise KeyboardInterrupt
             except BlockComputeError as failure:
                 error = failure.error
-                _note(
-                    error,
-                    f"incremental: raised while computing {blocks.describe(failure.index)}",
-                )
+                what = context.describe(batches[failure.index])
+                _note(error, f"incremental: raised while computing {what} {where}")
                 self._note_progress(error)
                 raise error from None
             except BaseException as error:
-                if index is not None:
-                    _note(
-                        error,
-                        f"incremental: raised while fitting {blocks.describe(index)}",
-                    )
+                if position is not None:
+                    what = context.describe(batches[position])
+                    _note(error, f"incremental: raised while fitting {what} {where}")
                 self._note_progress(error)
                 raise
+        return n_samples
 
     def _note_progress(self, error: BaseException) -> None:
         _note(
@@ -401,14 +652,16 @@ class Incremental(ParallelPostFit):
             "blocks fitted before (n_blocks_seen_); partial_fit can continue from it",
         )
 
-    def _undo(self, checkpoint, position, blocks, order, constant, compute) -> None:
-        """Put ``estimator_`` back to its state before the block at ``position``."""
+    def _undo(self, checkpoint, position, context: _FitContext, batches) -> None:
+        """Put ``estimator_`` back to its state before the batch at ``position``."""
         if checkpoint.model is None:
             return  # cannot copy this estimator; it keeps what partial_fit left
         model = checkpoint.model
-        replay = [int(i) for i in order[checkpoint.position : position]]
-        for _, block in BlockStream(compute, replay, prefetch=2, group=1):
-            _partial_fit(model, block, constant)
+        replay = range(checkpoint.position, position)
+        compute = partial(context.assemble, batches)
+        for _, batch in BlockStream(compute, replay, prefetch=2, group=1):
+            if num_rows(batch["X"]):
+                _partial_fit(model, batch, context.constant)
         self.estimator_ = model
 
 

@@ -11,6 +11,7 @@ when the wrapped estimator has it.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import dask
@@ -66,11 +67,15 @@ def _probe(estimator: Any, method: str, X: Any, kwargs: dict) -> Any:
     first row of X instead, which computes that row.
     """
     func = getattr(estimator, method)
-    try:
-        return func(_sample_rows(X), **kwargs)
-    except Exception:
-        first = X.head(1) if is_dask_frame(X) else X[:1].compute()
-        return func(first, **kwargs)
+    # Only the output's type and shape are kept, so warnings about the values
+    # (a zero row gives 0/0 in MiniBatchNMF.transform) would only mislead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return func(_sample_rows(X), **kwargs)
+        except Exception:
+            first = X.head(1) if is_dask_frame(X) else X[:1].compute()
+            return func(first, **kwargs)
 
 
 def _empty_like(result: Any) -> Any:
@@ -323,6 +328,15 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         exactly when the wrapped estimator has ``transform``.
         """
         return self.fit(X, y, **fit_params).transform(X)
+
+    @available_if(_has_method("fit_predict"))
+    def fit_predict(self, X, y=None, **fit_params):
+        """Fit, then ``predict`` X (block by block for dask input).
+
+        Exists exactly when the wrapped estimator has ``fit_predict``
+        (clusterers and outlier detectors).
+        """
+        return self.fit(X, y, **fit_params).predict(X)
 
     def _can_score(self) -> bool:
         return self.scoring is not None or hasattr(self._delegate(), "score")

@@ -22,7 +22,7 @@ from dask.base import is_dask_collection
 from sklearn.base import is_classifier, is_regressor
 from sklearn.metrics import get_scorer, log_loss
 
-from ._blocks import make_blocks, num_rows
+from ._blocks import Blocks, make_blocks, num_rows
 
 
 def _weights(n: int, sample_weight: Any) -> np.ndarray:
@@ -164,17 +164,46 @@ def _block_stats(metric: StreamingMetric, estimator, X, y=None, sample_weight=No
     return metric.stats(estimator, X, y, w)
 
 
-def streaming_score(estimator, metric: StreamingMetric, X, y=None, sample_weight=None):
-    """Combine ``metric``'s per-block statistics over the blocks of X and y."""
-    blocks = make_blocks(X, y, sample_weight=sample_weight).to_delayed()
+def score_blocks(estimator, metric: StreamingMetric, blocks: Blocks, indices=None) -> float:
+    """Combine ``metric``'s per-block statistics over ``blocks`` (or some of them).
+
+    One task per block computes the statistics next to the block; only the
+    small statistics travel.
+    """
+    parts = blocks.to_delayed()
+    if indices is not None:
+        parts = [parts[i] for i in indices]
     estimator_key = dask.delayed(estimator, pure=False)
     stats = dask.compute(
-        *[dask.delayed(_block_stats)(metric, estimator_key, **b) for b in blocks]
+        *[dask.delayed(_block_stats)(metric, estimator_key, **part) for part in parts]
     )
     stats = [s for s in stats if s is not None]
     if not stats:
         raise ValueError("cannot score on X with no rows")
     return metric.finish(reduce(metric.combine, stats))
+
+
+def streaming_score(estimator, metric: StreamingMetric, X, y=None, sample_weight=None):
+    """Combine ``metric``'s per-block statistics over the blocks of X and y."""
+    blocks = make_blocks(X, y, sample_weight=sample_weight)
+    return score_blocks(estimator, metric, blocks)
+
+
+def metric_for(estimator: Any, scoring: Any) -> StreamingMetric:
+    """The streaming metric for ``scoring`` (default: the estimator's own score).
+
+    Raises a ValueError naming the choices when it cannot be streamed.
+    """
+    if scoring is None:
+        metric = default_metric(estimator)
+    else:
+        metric = STREAMING_METRICS.get(scoring) if isinstance(scoring, str) else None
+    if metric is None:
+        raise ValueError(
+            f"scoring={scoring!r} cannot be computed block by block for "
+            f"{type(estimator).__name__}; use one of {sorted(STREAMING_METRICS)}"
+        )
+    return metric
 
 
 def score(estimator, X, y=None, sample_weight=None, *, scoring=None) -> float:
