@@ -190,6 +190,25 @@ class Blocks:
         ]
 
 
+def cull_present(graph: dict, keys: Sequence[Hashable]) -> dict:
+    """The tasks ``keys`` need, following only keys present in ``graph``.
+
+    A collection persisted on a cluster refers to keys held there as futures
+    and absent from its graph; the cluster resolves those itself.
+    """
+    from dask.core import get_dependencies
+
+    out: dict = {}
+    stack = list(keys)
+    while stack:
+        key = stack.pop()
+        if key in out or key not in graph:
+            continue
+        out[key] = graph[key]
+        stack.extend(get_dependencies(graph, task=graph[key]))
+    return out
+
+
 def _optimized_graph(collections: list[Any]) -> tuple[dict, list[list[Hashable]]]:
     """One optimised graph for all collections, and each one's keys per block.
 
@@ -391,26 +410,29 @@ def concat_rows(parts: list[Any]) -> Any:
     return np.concatenate(parts)
 
 
+def cut_batch(batch: Batch, computed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The rows of one batch, from its computed blocks (``block -> parts``)."""
+    if len(batch) == 1 and batch[0][1] is None:
+        return computed[batch[0][0]]
+    names = computed[batch[0][0]].keys()
+    return {
+        name: concat_rows([take_rows(computed[b][name], s.start, s.stop) for b, s in batch])
+        for name in names
+    }
+
+
+def batch_keys(blocks: Blocks, batch: Batch) -> dict[int, dict[str, Any]]:
+    """For each block of a batch, its parts as graph keys (``_Key``) or values."""
+    return {b: blocks.parts[b] for b, _ in batch}
+
+
 def assemble_batches(
     blocks: Blocks, batches: Sequence[Batch], get: Callable | None = None
 ) -> list[dict[str, Any]]:
     """Compute the blocks that ``batches`` need (each once) and cut the batches."""
     needed = list(dict.fromkeys(b for batch in batches for b, _ in batch))
     computed = dict(zip(needed, blocks.compute(needed, get)))
-    out = []
-    for batch in batches:
-        if len(batch) == 1 and batch[0][1] is None:
-            out.append(computed[batch[0][0]])
-            continue
-        out.append(
-            {
-                name: concat_rows(
-                    [take_rows(computed[b][name], s.start, s.stop) for b, s in batch]
-                )
-                for name in blocks.names
-            }
-        )
-    return out
+    return [cut_batch(batch, computed) for batch in batches]
 
 
 def describe_batch(blocks: Blocks, batch: Batch) -> str:

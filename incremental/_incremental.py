@@ -39,6 +39,7 @@ from ._blocks import (
     plan_batches,
     whole_rows,
 )
+from ._distributed import BatchFitError, current_client, fit_on_cluster
 from ._postfit import ParallelPostFit
 from ._scoring import metric_for, score_blocks
 from ._stream import BlockComputeError, BlockStream, interrupts_between_blocks
@@ -90,6 +91,12 @@ class _Checkpoint:
         self.copy_seconds = time.perf_counter() - start
         self.position = position
         self.fit_seconds = 0.0
+
+
+def _fit_checked(model: Any, block: dict[str, Any], constant: dict[str, Any], blocks) -> None:
+    """``_partial_fit`` after checking the block's parts have equal row counts."""
+    check_block_rows(block, "a block")
+    _partial_fit(model, block, constant)
 
 
 def _partial_fit(model: Any, block: dict[str, Any], constant: dict[str, Any]) -> None:
@@ -532,6 +539,11 @@ class Incremental(ParallelPostFit):
                 progress.start_epoch(epoch, len(batches))
                 started = time.perf_counter()
                 n_samples = self._fit_epoch(context, batches, epoch, progress)
+                if n_samples == 0:  # skipping empty blocks must not hide empty X
+                    raise ValueError(
+                        "Found array with 0 sample(s): every block of X is empty, "
+                        "so there is nothing to fit"
+                    )
                 record = {
                     "epoch": epoch,
                     "n_batches": len(batches),
@@ -602,6 +614,9 @@ class Incremental(ParallelPostFit):
 
     def _fit_epoch(self, context: _FitContext, batches, epoch: int, progress) -> int:
         """One pass of ``partial_fit`` over ``batches``; returns the rows seen."""
+        client = current_client()
+        if client is not None:
+            return self._fit_epoch_on_cluster(client, context, batches, epoch, progress)
         stream = BlockStream(
             partial(context.assemble, batches), range(len(batches)),
             prefetch=context.prefetch, group=context.group,
@@ -644,6 +659,35 @@ class Incremental(ParallelPostFit):
                 self._note_progress(error)
                 raise
         return n_samples
+
+    def _fit_epoch_on_cluster(self, client, context, batches, epoch, progress) -> int:
+        """``_fit_epoch`` on a dask.distributed cluster: partial_fit runs where
+        the blocks are and the model travels between workers."""
+        seen = [0]
+
+        def done(position: int, rows: int) -> None:
+            if rows:
+                self.n_blocks_seen_ += 1
+                seen[0] += rows
+                progress.batch_done(rows)
+
+        fit_one = partial(_fit_checked, constant=context.constant, blocks=context.blocks)
+        where = f"in epoch {epoch + 1} of at most {self.max_epochs}"
+        with interrupts_between_blocks() as interrupted:
+            try:
+                self.estimator_ = fit_on_cluster(
+                    client, context.blocks, batches, self.estimator_, fit_one,
+                    in_flight=context.prefetch, on_batch_done=done,
+                    interrupted=interrupted,
+                )
+            except BatchFitError as failure:
+                self.estimator_ = failure.model
+                error = failure.error
+                what = context.describe(batches[failure.position])
+                _note(error, f"incremental: raised while computing or fitting {what} {where}")
+                self._note_progress(error)
+                raise error from None
+        return seen[0]
 
     def _note_progress(self, error: BaseException) -> None:
         _note(

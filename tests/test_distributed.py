@@ -1,0 +1,109 @@
+"""Fitting on a dask.distributed cluster: same state, runs near the data, survives a lost worker."""
+
+import os
+import sys
+
+import cloudpickle
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.linear_model import SGDClassifier
+
+from incremental import Incremental
+
+distributed = pytest.importorskip("distributed")
+
+# Workers in other processes must be able to load the estimator class below.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(8)
+    Xn = rng.normal(size=(1200, 5))
+    yn = (Xn[:, 0] - Xn[:, 2] > 0).astype(int)
+    return da.from_array(Xn, chunks=100), da.from_array(yn, chunks=100)
+
+
+def local_fit(X, y, **params):
+    return Incremental(SGDClassifier(random_state=0), random_state=0, **params).fit(
+        X, y
+    )
+
+
+@pytest.fixture
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize("params", [{}, {"max_epochs": 2, "batch_size": 250}])
+def test_cluster_fit_equals_local_fit(client, data, params):
+    X, y = data
+    ours = local_fit(X, y, **params)  # the Client is active: runs on the cluster
+    with _local_scheduler():
+        expected = local_fit(X, y, **params)
+    np.testing.assert_array_equal(ours.coef_, expected.coef_)
+    assert ours.n_blocks_seen_ == expected.n_blocks_seen_
+    assert ours.history_[-1]["n_samples"] == 1200
+
+
+def test_partial_fit_runs_where_the_block_is(client, data):
+    X, y = data
+    X, y = client.persist(X), client.persist(y)  # blocks live on the workers now
+    distributed.wait([X, y])
+    home = {key[1]: workers[0] for key, workers in client.who_has(X).items()}
+    assert len(set(home.values())) == 2  # spread over both workers
+    with distributed.get_task_stream(client) as stream:
+        local_fit(X, y, shuffle_blocks=False)
+    fits = [t for t in stream.data if str(t["key"]).startswith("incremental-fit")]
+    assert len(fits) == 12
+    ran_at_home = sum(
+        t["worker"] == home[int(t["key"].rsplit("-", 1)[1])] for t in fits
+    )
+    assert ran_at_home >= 10  # the scheduler may move one or two; the data stays
+
+
+class DiesOnce(SGDClassifier):
+    """Kills the worker process it runs in, once, at its fifth partial_fit."""
+
+    def __init__(self, flag=None, random_state=None):
+        super().__init__(random_state=random_state)
+        self.flag = flag
+
+    def partial_fit(self, X, y, classes=None):
+        self.calls_ = getattr(self, "calls_", 0) + 1
+        if self.calls_ == 5 and self.flag and not os.path.exists(self.flag):
+            open(self.flag, "w").close()
+            os._exit(1)  # the worker dies mid-fit, with the model it held
+        return super().partial_fit(X, y, classes=classes)
+
+
+def test_lost_worker_does_not_change_the_result(data, tmp_path):
+    X, y = data
+    flag = str(tmp_path / "killed")
+    with _local_scheduler():
+        expected = Incremental(DiesOnce(random_state=0), random_state=0).fit(X, y)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        ours = Incremental(DiesOnce(flag=flag, random_state=0), random_state=0).fit(
+            X, y
+        )
+    assert os.path.exists(flag), "no worker was killed"
+    np.testing.assert_array_equal(ours.coef_, expected.coef_)
+    assert ours.n_blocks_seen_ == 12
+
+
+def _local_scheduler():
+    import dask
+
+    return dask.config.set(scheduler="threads")
