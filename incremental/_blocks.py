@@ -28,11 +28,6 @@ from dask.core import flatten
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-try:  # dask >= 2024.12 moved culling; keep one import that works on both
-    from dask.optimization import cull
-except ImportError:  # pragma: no cover
-    from dask.core import cull  # type: ignore[no-redef]
-
 # Fit parameters that are never per-sample, whatever their length.
 NEVER_PER_SAMPLE = frozenset({"classes", "partial_fit_params"})
 
@@ -161,7 +156,7 @@ class Blocks:
         if keys:
             if get is None:
                 get = dask.base.get_scheduler() or dask.threaded.get
-            subgraph, _ = cull(self.graph, keys)
+            subgraph = cull_present(self.graph, keys)
             values = dict(zip(keys, get(subgraph, keys)))
         return [
             {
@@ -416,7 +411,9 @@ def cut_batch(batch: Batch, computed: dict[int, dict[str, Any]]) -> dict[str, An
         return computed[batch[0][0]]
     names = computed[batch[0][0]].keys()
     return {
-        name: concat_rows([take_rows(computed[b][name], s.start, s.stop) for b, s in batch])
+        name: concat_rows(
+            [take_rows(computed[b][name], s.start, s.stop) for b, s in batch]
+        )
         for name in names
     }
 

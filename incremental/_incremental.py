@@ -50,7 +50,7 @@ logger = logging.getLogger("incremental")
 _PREFETCH_BYTES = 256 * 2**20
 _PREFETCH_RANGE = (2, 64)
 # Fraction of the fitting time that copies for undoing a failed block may take.
-_CHECKPOINT_BUDGET = 0.02
+_CHECKPOINT_BUDGET = 0.01
 
 
 def _note(error: BaseException, text: str) -> None:
@@ -93,7 +93,9 @@ class _Checkpoint:
         self.fit_seconds = 0.0
 
 
-def _fit_checked(model: Any, block: dict[str, Any], constant: dict[str, Any], blocks) -> None:
+def _fit_checked(
+    model: Any, block: dict[str, Any], constant: dict[str, Any], blocks
+) -> None:
     """``_partial_fit`` after checking the block's parts have equal row counts."""
     check_block_rows(block, "a block")
     _partial_fit(model, block, constant)
@@ -130,20 +132,42 @@ def find_classes(y: Any, estimator: Any) -> Any:
         and not isinstance(estimator, MultiOutputClassifier)
     ):
         y = y[:, 0]  # a column vector is one output, as scikit-learn reads it
+    per_column = _labels_per_column(y)
     if y.ndim == 1:
-        (labels,) = dask.compute(y if not is_dask_array(y) else _dask_unique(y))
-        return _unique(labels)
-    columns = [y[:, j] for j in range(y.shape[1])]
-    lazy = [_dask_unique(c) if is_dask_array(c) else c for c in columns]
-    per_column = [_unique(c) for c in dask.compute(*lazy)]
+        return per_column[0]
     if isinstance(estimator, MultiOutputClassifier):
         return per_column
     return np.arange(y.shape[1])
 
 
-def _dask_unique(y: Any) -> Any:
-    # Unique per block, then unique of those: far less to move than y itself.
-    return y.map_blocks(np.unique, chunks=(np.nan,), dtype=y.dtype)
+# Blocks of y computed per scheduler call when looking for classes: y is
+# small, so large groups make the pass cost little more than reading it.
+_CLASSES_GROUP = 256
+
+
+def _labels_per_column(y: Any) -> list[np.ndarray]:
+    """Sorted unique labels of each column of y (one pass, block by block)."""
+
+    def uniques(values: Any) -> list[np.ndarray]:
+        values = np.asarray(values)
+        values = values.reshape(len(values), -1)
+        return [np.unique(values[:, j]) for j in range(values.shape[1])]
+
+    if not is_dask_array(y):
+        return uniques(y)
+    blocks = make_blocks(y)
+    found: list[np.ndarray] | None = None
+    get = dask.base.get_scheduler() or dask.threaded.get
+    for start in range(0, blocks.n_blocks, _CLASSES_GROUP):
+        group = range(start, min(start + _CLASSES_GROUP, blocks.n_blocks))
+        for part in blocks.compute(group, get):
+            if num_rows(part["X"]) == 0:
+                continue
+            labels = uniques(part["X"])
+            found = labels if found is None else list(map(np.union1d, found, labels))
+    if found is None:
+        raise ValueError("cannot find classes in an empty y")
+    return found
 
 
 def _check_target(estimator: Any, y: Any) -> None:
@@ -251,7 +275,11 @@ class _Progress:
 
     def end_epoch(self, record: dict[str, Any]) -> None:
         rate = record["n_samples"] / max(record["seconds"], 1e-9)
-        score = "" if record["score"] is None else f", validation score {record['score']:.6g}"
+        score = (
+            ""
+            if record["score"] is None
+            else f", validation score {record['score']:.6g}"
+        )
         text = (
             f"epoch {record['epoch'] + 1}: {record['n_batches']} batches, "
             f"{record['n_samples']:,} rows in {record['seconds']:.2f} s "
@@ -265,7 +293,11 @@ class _Progress:
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < low
+    ):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
@@ -482,11 +514,22 @@ class Incremental(ParallelPostFit):
             _check_int("batch_size", self.batch_size, 1)
         _check_int("max_epochs", self.max_epochs, 1)
         _check_int("n_iter_no_change", self.n_iter_no_change, 1)
-        _check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0)
+        _check_int(
+            "verbose",
+            int(self.verbose) if isinstance(self.verbose, bool) else self.verbose,
+            0,
+        )
         if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
-        if not (isinstance(self.validation_fraction, numbers.Real) and 0 < self.validation_fraction < 1):
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+            raise ValueError(
+                f"early_stopping must be True or False, got {self.early_stopping!r}"
+            )
+        if not (
+            isinstance(self.validation_fraction, numbers.Real)
+            and 0 < self.validation_fraction < 1
+        ):
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
         if not isinstance(self.tol, numbers.Real) or not math.isfinite(self.tol):
             raise ValueError(f"tol must be a finite number, got {self.tol!r}")
         prefetch = self.prefetch
@@ -549,7 +592,9 @@ class Incremental(ParallelPostFit):
                     "n_batches": len(batches),
                     "n_samples": n_samples,
                     "seconds": time.perf_counter() - started,
-                    "score": None if check_score is None else check_score(self.estimator_),
+                    "score": None
+                    if check_score is None
+                    else check_score(self.estimator_),
                 }
                 self.history_.append(record)
                 self.n_epochs_ = len(self.history_)
@@ -565,7 +610,10 @@ class Incremental(ParallelPostFit):
                     logger.info(
                         "early stop after epoch %d: no improvement of %s over %g "
                         "for %d epochs",
-                        epoch + 1, self._metric_name(), self.tol, no_change,
+                        epoch + 1,
+                        self._metric_name(),
+                        self.tol,
+                        no_change,
                     )
                     break
         if best_model is not None:
@@ -580,7 +628,9 @@ class Incremental(ParallelPostFit):
         all_blocks = np.arange(blocks.n_blocks)
         if not self.early_stopping:
             if validation_data is not None:
-                raise ValueError("validation_data is only used with early_stopping=True")
+                raise ValueError(
+                    "validation_data is only used with early_stopping=True"
+                )
             return all_blocks, None
         metric = metric_for(self.estimator, self.scoring)
         if validation_data is not None:
@@ -618,8 +668,10 @@ class Incremental(ParallelPostFit):
         if client is not None:
             return self._fit_epoch_on_cluster(client, context, batches, epoch, progress)
         stream = BlockStream(
-            partial(context.assemble, batches), range(len(batches)),
-            prefetch=context.prefetch, group=context.group,
+            partial(context.assemble, batches),
+            range(len(batches)),
+            prefetch=context.prefetch,
+            group=context.group,
         )
         checkpoint = _Checkpoint()
         model = self.estimator_
@@ -671,20 +723,30 @@ class Incremental(ParallelPostFit):
                 seen[0] += rows
                 progress.batch_done(rows)
 
-        fit_one = partial(_fit_checked, constant=context.constant, blocks=context.blocks)
+        fit_one = partial(
+            _fit_checked, constant=context.constant, blocks=context.blocks
+        )
         where = f"in epoch {epoch + 1} of at most {self.max_epochs}"
         with interrupts_between_blocks() as interrupted:
             try:
                 self.estimator_ = fit_on_cluster(
-                    client, context.blocks, batches, self.estimator_, fit_one,
-                    in_flight=context.prefetch, on_batch_done=done,
+                    client,
+                    context.blocks,
+                    batches,
+                    self.estimator_,
+                    fit_one,
+                    in_flight=context.prefetch,
+                    on_batch_done=done,
                     interrupted=interrupted,
                 )
             except BatchFitError as failure:
                 self.estimator_ = failure.model
                 error = failure.error
                 what = context.describe(batches[failure.position])
-                _note(error, f"incremental: raised while computing or fitting {what} {where}")
+                _note(
+                    error,
+                    f"incremental: raised while computing or fitting {what} {where}",
+                )
                 self._note_progress(error)
                 raise error from None
         return seen[0]

@@ -164,7 +164,9 @@ def _block_stats(metric: StreamingMetric, estimator, X, y=None, sample_weight=No
     return metric.stats(estimator, X, y, w)
 
 
-def score_blocks(estimator, metric: StreamingMetric, blocks: Blocks, indices=None) -> float:
+def score_blocks(
+    estimator, metric: StreamingMetric, blocks: Blocks, indices=None
+) -> float:
     """Combine ``metric``'s per-block statistics over ``blocks`` (or some of them).
 
     One task per block computes the statistics next to the block; only the

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -56,6 +57,13 @@ class BlockStream:
         than ``prefetch + group + 1`` blocks are in memory at once.
     group : int
         Blocks computed per scheduler call (``1 <= group <= prefetch``).
+    overlap : bool or "auto", default="auto"
+        Compute in a background thread while the consumer works (True), or
+        in the consumer's thread between its blocks (False). "auto" starts
+        inline, and moves to the thread once computing is more than
+        ``OVERLAP_WORTH`` of the consumer's time: below that, overlapping
+        gains little, while a second Python thread slows a Python-heavy
+        consumer (such as scikit-learn's input validation) through the GIL.
 
     Examples
     --------
@@ -65,12 +73,17 @@ class BlockStream:
     [(2, 20), (0, 0), (1, 10)]
     """
 
+    OVERLAP_WORTH = 0.10
+    # Groups computed inline before "auto" decides; the first carries warm-up.
+    _MEASURED_GROUPS = 2
+
     def __init__(
         self,
         compute: Callable[[Sequence[int]], list[Any]],
         order: Sequence[int],
         prefetch: int = 2,
         group: int = 1,
+        overlap: bool | str = "auto",
     ):
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
@@ -78,8 +91,31 @@ class BlockStream:
         self.order = list(order)
         self.prefetch = prefetch
         self.group = max(1, min(group, prefetch))
+        self.overlap = overlap
+        self.overlapped = False  # whether the thread was used, for diagnostics
 
-    def _produce(self, out: queue.Queue, stop: threading.Event) -> None:
+    def _blocks_of(self, indices: list[int]) -> Iterator[tuple[int, Any]]:
+        """The computed blocks of one group; a failure names its block.
+
+        When the group's call fails, its blocks are computed one by one so
+        the good ones before the failing block are still delivered and no
+        finished work is lost.
+        """
+        try:
+            blocks = self.compute(indices)
+        except BaseException as error:
+            if len(indices) == 1:
+                raise BlockComputeError(indices[0], error) from error
+            for index in indices:
+                try:
+                    (block,) = self.compute([index])
+                except BaseException as error:
+                    raise BlockComputeError(index, error) from error
+                yield index, block
+            return
+        yield from zip(indices, blocks)
+
+    def _produce(self, groups, out: queue.Queue, stop: threading.Event) -> None:
         def put(item: Any) -> bool:
             while not stop.is_set():
                 try:
@@ -89,38 +125,51 @@ class BlockStream:
                     continue
             return False
 
-        for indices in order_groups(self.order, self.group):
-            if stop.is_set():
-                return
-            try:
-                blocks = self.compute(indices)
-            except BaseException as error:
-                if len(indices) == 1:  # handed to the consumer, who raises it
-                    put(BlockComputeError(indices[0], error))
+        try:
+            for indices in groups:
+                if stop.is_set():
                     return
-                # Find the failing block one by one, delivering the good ones
-                # before it so that no finished work is lost.
-                for index in indices:
-                    try:
-                        (block,) = self.compute([index])
-                    except BaseException as error:
-                        put(BlockComputeError(index, error))
+                for item in self._blocks_of(indices):
+                    if not put(item):
                         return
-                    if not put((index, block)):
-                        return
-                continue
-            for index, block in zip(indices, blocks):
-                if not put((index, block)):
-                    return
-            del blocks
+        except BlockComputeError as failure:  # handed to the consumer, who raises it
+            put(failure)
+            return
         put(_End)
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
+        groups = order_groups(self.order, self.group)
+        if self.overlap is True:
+            yield from self._overlapped(groups)
+            return
+        computing = consuming = 0.0
+        for done, indices in enumerate(groups):
+            if self.overlap == "auto" and done >= self._MEASURED_GROUPS:
+                if computing > self.OVERLAP_WORTH * consuming:
+                    yield from self._overlapped(groups[done:])
+                    return
+            started = time.perf_counter()
+            items, failure = [], None
+            try:
+                items.extend(self._blocks_of(indices))
+            except BlockComputeError as error:
+                failure = error  # raised after the good blocks before it
+            computing += time.perf_counter() - started
+            for item in items:
+                started = time.perf_counter()
+                yield item
+                consuming += time.perf_counter() - started
+            if failure is not None:
+                raise failure
+            del items
+
+    def _overlapped(self, groups) -> Iterator[tuple[int, Any]]:
+        self.overlapped = True
         out: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
         producer = threading.Thread(
             target=self._produce,
-            args=(out, stop),
+            args=(groups, out, stop),
             name="incremental-prefetch",
             daemon=True,
         )

@@ -11,8 +11,9 @@ def test_order_groups_cuts_in_order():
     assert order_groups([], 3) == []
 
 
+@pytest.mark.parametrize("overlap", [True, False, "auto"])
 @pytest.mark.parametrize("prefetch,group", [(1, 1), (2, 1), (4, 2), (8, 8)])
-def test_stream_yields_every_block_in_order(prefetch, group):
+def test_stream_yields_every_block_in_order(prefetch, group, overlap):
     order = [5, 3, 0, 1, 4, 2]
     calls = []
 
@@ -20,8 +21,12 @@ def test_stream_yields_every_block_in_order(prefetch, group):
         calls.append(list(indices))
         return [i * 10 for i in indices]
 
-    stream = BlockStream(compute, order, prefetch=prefetch, group=group)
+    stream = BlockStream(
+        compute, order, prefetch=prefetch, group=group, overlap=overlap
+    )
     assert list(stream) == [(i, i * 10) for i in order]
+    if overlap != "auto":
+        assert stream.overlapped == overlap
     assert all(len(c) <= min(group, prefetch) for c in calls)
     assert [i for c in calls for i in c] == order
 
@@ -39,7 +44,10 @@ def test_stream_never_runs_more_than_prefetch_ahead():
         return list(indices)
 
     prefetch, group = 3, 2
-    for index, _ in BlockStream(compute, range(40), prefetch=prefetch, group=group):
+    stream = BlockStream(
+        compute, range(40), prefetch=prefetch, group=group, overlap=True
+    )
+    for index, _ in stream:
         time.sleep(0.002)  # a slow consumer lets the producer run as far as it may
         with lock:
             consumed.append(index)
@@ -49,7 +57,8 @@ def test_stream_never_runs_more_than_prefetch_ahead():
     assert consumed == list(range(40))
 
 
-def test_error_names_the_failing_block_and_delivers_the_ones_before():
+@pytest.mark.parametrize("overlap", [True, False])
+def test_error_names_the_failing_block_and_delivers_the_ones_before(overlap):
     def compute(indices):
         if 7 in indices:
             raise OSError("disk gone")
@@ -57,7 +66,9 @@ def test_error_names_the_failing_block_and_delivers_the_ones_before():
 
     got = []
     with pytest.raises(BlockComputeError) as info:
-        for index, _ in BlockStream(compute, range(10), prefetch=4, group=4):
+        for index, _ in BlockStream(
+            compute, range(10), prefetch=4, group=4, overlap=overlap
+        ):
             got.append(index)
     assert info.value.index == 7
     assert isinstance(info.value.error, OSError)
@@ -71,7 +82,7 @@ def test_abandoned_stream_stops_its_producer():
         started.set()
         return list(indices)
 
-    stream = iter(BlockStream(compute, range(1000), prefetch=2, group=1))
+    stream = iter(BlockStream(compute, range(1000), prefetch=2, group=1, overlap=True))
     next(stream)
     stream.close()
     deadline = time.time() + 5
@@ -84,3 +95,18 @@ def test_abandoned_stream_stops_its_producer():
 def test_prefetch_must_be_positive():
     with pytest.raises(ValueError, match="prefetch"):
         BlockStream(lambda i: i, [0], prefetch=0)
+
+
+def test_auto_overlaps_when_computing_is_slow_next_to_consuming():
+    def slow_compute(indices):
+        time.sleep(0.01)  # like reading from disk: the GIL is free meanwhile
+        return list(indices)
+
+    stream = BlockStream(slow_compute, range(20), prefetch=2, group=1)
+    assert [i for i, _ in stream] == list(range(20))
+    assert stream.overlapped
+
+    cheap = BlockStream(lambda idx: list(idx), range(20), prefetch=2, group=1)
+    for _ in cheap:
+        time.sleep(0.005)  # a consumer far slower than computing
+    assert not cheap.overlapped
