@@ -361,3 +361,21 @@ def test_grid_search_on_dask_arrays(data):
     assert search.best_params_["estimator__alpha"] in (1e-4, 1e-1)
     assert search.best_score_ > 0.8
     assert search.predict(X).shape == (N,)
+
+
+@pytest.mark.parametrize("batch_size", [None, 70])
+def test_dask_array_of_sparse_blocks(data, batch_size):
+    import scipy.sparse as sp
+
+    Xn, yn, _, _ = data
+    X = da.from_array(Xn, chunks=(CHUNK, 2)).map_blocks(sp.csr_matrix)
+    model = Incremental(
+        SGDClassifier(random_state=0), shuffle_blocks=False, batch_size=batch_size
+    ).fit(X, yn)
+    ref = SGDClassifier(random_state=0)
+    step = batch_size or CHUNK
+    for start in range(0, N, step):
+        rows = slice(start, start + step)
+        ref.partial_fit(sp.csr_matrix(Xn[rows]), yn[rows], classes=[0, 1])
+    np.testing.assert_array_equal(model.coef_, ref.coef_)
+    np.testing.assert_array_equal(model.predict(X).compute(), ref.predict(Xn))
