@@ -1,0 +1,587 @@
+"""Fit a scikit-learn pipeline on data larger than memory, from disk to disk.
+
+This is the README's first command::
+
+    python -m incremental.demo                     # 20,000,000 rows (3.4 GB)
+    python -m incremental.demo --rows 100_000_000  # the 16.8 GB reference
+    python -m incremental.demo --out /data/demo --chunk-rows 250_000 --seed 1
+
+It writes a synthetic binary classification dataset (float64 ``X`` with 20
+features, integer ``y``) as zarr arrays into ``--out``, one block at a time, so
+making the data is out of core too; a later run with the same rows, chunks
+and seed reuses it. It then fits::
+
+    make_pipeline(
+        Incremental(StandardScaler(), shuffle_blocks=False),
+        Incremental(SGDClassifier(random_state=seed), random_state=seed),
+    )
+
+on ``X`` read back from disk, holding out the last 1% of the rows, predicts
+every row from disk back to disk (``predictions.zarr``), and prints the fit
+time, the predict time, the accuracy on the held-out rows and the peak memory
+of the process. What the cores did meanwhile (dask's ``Profiler`` and
+``ResourceProfiler``) is saved as ``profile.html`` when bokeh is installed.
+
+The dataset generator (:func:`write_dataset`, :func:`load_dataset`) is also
+used by ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.callbacks import Callback
+
+N_FEATURES = 20
+# About 40 s on 2 cores, and already 4 times the peak memory of the run.
+DEFAULT_ROWS = 20_000_000
+DEFAULT_CHUNK_ROWS = 500_000
+# Share of the rows, taken from the end, that is held out to measure accuracy.
+HOLDOUT_FRACTION = 0.01
+# Standard deviation of the label noise relative to the signal (which has
+# unit variance): the best possible accuracy is 1 - arctan(0.25) / pi = 0.92.
+LABEL_NOISE = 0.25
+# Bumped whenever the generator changes, so old data on disk is not reused.
+GENERATOR_VERSION = 1
+
+X_NAME, Y_NAME, PREDICTIONS_NAME, PROFILE_NAME = (
+    "X.zarr",
+    "y.zarr",
+    "predictions.zarr",
+    "profile.html",
+)
+
+
+# -- the dataset -------------------------------------------------------------
+def _truth(seed: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature means, feature scales and the unit weight vector of the labels.
+
+    Means and scales differ between features (scales span e^-2 to e^2) so
+    that scaling the features matters to SGD, as it does on real data.
+    """
+    rng = np.random.default_rng([seed, 2**32 - 1])
+    means = rng.uniform(-5.0, 5.0, n_features)
+    scales = np.exp(rng.uniform(-2.0, 2.0, n_features))
+    weights = rng.standard_normal(n_features)
+    return means, scales, weights / np.linalg.norm(weights)
+
+
+def _x_block(
+    block_info: dict | None = None, *, seed: int, n_features: int
+) -> np.ndarray:
+    # Each block has its own seeded generator, so any block can be made
+    # alone, in any order, on any thread, and always comes out the same.
+    info = block_info[None]
+    index = info["chunk-location"][0]
+    rows = info["chunk-shape"][0]
+    means, scales, _ = _truth(seed, n_features)
+    z = np.random.default_rng([seed, index]).standard_normal((rows, n_features))
+    return means + scales * z
+
+
+def _y_block(
+    x: np.ndarray, block_info: dict | None = None, *, seed: int, n_features: int
+) -> np.ndarray:
+    index = block_info[0]["chunk-location"][0]
+    means, scales, weights = _truth(seed, n_features)
+    noise = np.random.default_rng([seed, index, 1]).standard_normal(len(x))
+    signal = ((x - means) / scales) @ weights
+    return (signal + LABEL_NOISE * noise > 0).astype(np.int64)
+
+
+def dataset_bytes(rows: int, n_features: int = N_FEATURES) -> int:
+    """Bytes of ``X`` (float64) and ``y`` (int64) on disk, uncompressed."""
+    return rows * (n_features + 1) * 8
+
+
+def _metadata(rows: int, chunk_rows: int, seed: int, n_features: int) -> dict:
+    return {
+        "generator": "incremental.demo",
+        "version": GENERATOR_VERSION,
+        "rows": rows,
+        "chunk_rows": chunk_rows,
+        "seed": seed,
+        "n_features": n_features,
+    }
+
+
+def dataset_exists(
+    folder: str | os.PathLike,
+    rows: int,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    seed: int = 0,
+    n_features: int = N_FEATURES,
+) -> bool:
+    """Whether ``folder`` already holds the complete dataset asked for."""
+    import zarr
+
+    folder = Path(folder)
+    try:
+        x = zarr.open_array(folder / X_NAME, mode="r")
+        y = zarr.open_array(folder / Y_NAME, mode="r")
+    except Exception:  # missing, partly written or not zarr: make it again
+        return False
+    wanted = _metadata(rows, chunk_rows, seed, n_features)
+    # The metadata is written last, so a run stopped mid-write never matches.
+    return dict(x.attrs) == wanted and y.shape == (rows,)
+
+
+def write_dataset(
+    folder: str | os.PathLike,
+    rows: int,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    seed: int = 0,
+    n_features: int = N_FEATURES,
+) -> bool:
+    """Write a synthetic classification dataset as ``X.zarr`` and ``y.zarr``.
+
+    ``X`` is float64 with ``n_features`` columns of different means and
+    scales; ``y`` is 0 or 1 (int64), the sign of a fixed linear function of
+    the standardised ``X`` plus noise. Blocks of ``chunk_rows`` rows are made
+    and written in parallel a few at a time, so memory use does not grow with
+    ``rows``. Data already in ``folder`` with the same ``rows``,
+    ``chunk_rows``, ``seed`` and ``n_features`` is kept.
+
+    Parameters
+    ----------
+    folder : path
+        Folder that receives ``X.zarr`` and ``y.zarr``; created if missing.
+    rows : int
+        Number of rows.
+    chunk_rows : int, default=500_000
+        Rows per block (zarr chunk and dask block).
+    seed : int, default=0
+        Seed of the data; each block is drawn from its own generator.
+    n_features : int, default=20
+
+    Returns
+    -------
+    bool
+        True if the data was written, False if matching data was reused.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> write_dataset(folder.name, 1_000, chunk_rows=300)
+    True
+    >>> write_dataset(folder.name, 1_000, chunk_rows=300)
+    False
+    >>> X, y = load_dataset(folder.name)
+    >>> X.shape, X.chunks[0], str(y.dtype)
+    ((1000, 20), (300, 300, 300, 100), 'int64')
+    >>> folder.cleanup()
+    """
+    import zarr
+
+    if dataset_exists(
+        folder, rows, chunk_rows=chunk_rows, seed=seed, n_features=n_features
+    ):
+        return False
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks = da.core.normalize_chunks((chunk_rows, n_features), (rows, n_features))
+    X = da.map_blocks(
+        _x_block,
+        chunks=chunks,
+        dtype=np.float64,
+        seed=seed,
+        n_features=n_features,
+        meta=np.empty((0, 0)),
+    )
+    y = X.map_blocks(
+        _y_block,
+        drop_axis=1,
+        dtype=np.int64,
+        seed=seed,
+        n_features=n_features,
+        meta=np.empty(0, dtype=np.int64),
+    )
+    # Random floats do not compress, so X is stored raw: faster to write and
+    # read, and its size on disk is known in advance.
+    x_store = zarr.create_array(
+        folder / X_NAME,
+        shape=X.shape,
+        chunks=(chunk_rows, n_features),
+        dtype=np.float64,
+        compressors=None,
+        overwrite=True,
+    )
+    y_store = zarr.create_array(
+        folder / Y_NAME,
+        shape=y.shape,
+        chunks=(chunk_rows,),
+        dtype=np.int64,
+        overwrite=True,
+    )
+    # One computation for both, so each X block is made once and y is derived
+    # from it before it is freed. Blocks match zarr chunks: no lock needed.
+    da.store([X, y], [x_store, y_store], lock=False)
+    x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features))
+    return True
+
+
+def load_dataset(folder: str | os.PathLike) -> tuple[da.Array, da.Array]:
+    """``X`` and ``y`` written by :func:`write_dataset`, as lazy dask arrays."""
+    folder = Path(folder)
+    return da.from_zarr(str(folder / X_NAME)), da.from_zarr(str(folder / Y_NAME))
+
+
+def make_demo_pipeline(seed: int = 0) -> Any:
+    """The reference pipeline: a streaming scaler, then a streaming SGD."""
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from incremental import Incremental
+
+    return make_pipeline(
+        Incremental(StandardScaler(), shuffle_blocks=False),
+        Incremental(SGDClassifier(random_state=seed), random_state=seed),
+    )
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far, in bytes.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``. ``ru_maxrss`` is
+    not used there because a process started by a big one (``subprocess``,
+    ``multiprocessing``) inherits the big one's peak: the kernel carries it
+    over the fork and the exec.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # given in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS
+
+
+class PeakMemory:
+    """Sample this process's RSS in a thread; ``peak_bytes`` is the highest seen.
+
+    ``ru_maxrss`` only tells the peak of the whole process life; this tells
+    the peak of one stretch of it. ``peak_bytes`` is None without psutil.
+    dask's ``ResourceProfiler`` is not used for this because its figure also
+    counts the memory of its own tracking process.
+
+    Examples
+    --------
+    >>> with PeakMemory() as memory:
+    ...     block = bytearray(50 * 2**20)
+    >>> memory.peak_bytes is None or memory.peak_bytes > 50 * 2**20
+    True
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.peak_bytes: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> PeakMemory:
+        try:
+            import psutil
+        except ImportError:
+            return self
+        process = psutil.Process()
+        self.peak_bytes = process.memory_info().rss
+
+        def sample() -> None:
+            while not self._stop.wait(self.interval):
+                self.peak_bytes = max(self.peak_bytes, process.memory_info().rss)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, _rss_now())
+
+
+def _rss_now() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+# -- the run -----------------------------------------------------------------
+class _Progress(Callback):
+    """A tqdm bar fed by dask's scheduler callbacks.
+
+    With ``name``, it counts the blocks of the dask array of that name as they
+    are computed, across every scheduler call: ``Incremental.fit`` makes many
+    small calls, and dask's ``ProgressBar`` would print one bar for each.
+    Without ``name``, it counts every task of the computations it sees.
+    """
+
+    def __init__(self, desc: str, name: str | None = None, total: int | None = None):
+        super().__init__()
+        from tqdm.auto import tqdm
+
+        self._name = name
+        unit = "task" if name is None else "block"
+        self._bar = tqdm(total=total, desc=desc, unit=unit, leave=True)
+
+    def _start_state(self, dsk, state):
+        if self._name is None:
+            # Tasks still to run; plain data in the graph never "finishes".
+            todo = len(state["ready"]) + len(state["waiting"])
+            self._bar.total = (self._bar.total or 0) + todo
+            self._bar.refresh()
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        if self._name is None or (isinstance(key, tuple) and key[0] == self._name):
+            self._bar.update()
+
+    def __exit__(self, *args):
+        self._bar.close()
+        return super().__exit__(*args)
+
+
+def _progress(desc: str, name: str | None = None, total: int | None = None) -> Any:
+    try:
+        return _Progress(desc, name, total)
+    except ImportError:  # tqdm is optional: no bar
+        return contextlib.nullcontext()
+
+
+def _profilers() -> tuple[Any, Any]:
+    from dask.diagnostics import Profiler, ResourceProfiler
+
+    return Profiler(), ResourceProfiler(dt=0.25)
+
+
+def _save_profile(profilers: Sequence[Any], path: Path) -> str:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return "not saved: bokeh is not installed (pip install bokeh)"
+    from dask.diagnostics import visualize
+
+    visualize(list(profilers), filename=str(path), show=False, save=True)
+    return str(path)
+
+
+def run_demo(
+    out: str | os.PathLike,
+    rows: int = DEFAULT_ROWS,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Make (or reuse) the data, fit, predict to disk; return the figures.
+
+    Prints progress as it goes. The returned dict has ``fit_seconds``,
+    ``predict_seconds``, ``accuracy``, ``peak_rss_bytes``, ``profile`` (the
+    picture's path, or why there is none) and ``predictions`` (a path).
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    generated = write_dataset(out, rows, chunk_rows=chunk_rows, seed=seed)
+    gen_seconds = time.perf_counter() - started
+    X, y = load_dataset(out)
+    n_test = max(1, int(rows * HOLDOUT_FRACTION))
+    n_train = rows - n_test
+    X_train, y_train = X[:n_train], y[:n_train]
+    verb = "generated" if generated else "reused"
+    print(
+        f"data      {verb} {rows:,} x {X.shape[1]} float64 "
+        f"({dataset_bytes(rows, X.shape[1]) / 1e9:.2f} GB, {X.numblocks[0]} blocks "
+        f"of {chunk_rows:,} rows) in {out} [{gen_seconds:.1f} s]",
+        flush=True,
+    )
+
+    pipe = make_demo_pipeline(seed)
+    profiler, resources = _profilers()
+    predictions_path = out / PREDICTIONS_NAME
+    with profiler, resources, PeakMemory() as memory:
+        started = time.perf_counter()
+        with _progress("fit", X_train.name, len(pipe.steps) * X_train.numblocks[0]):
+            pipe.fit(X_train, y_train)
+        fit_seconds = time.perf_counter() - started
+
+        shutil.rmtree(predictions_path, ignore_errors=True)
+        started = time.perf_counter()
+        with _progress("predict"):
+            pipe.predict(X).to_zarr(str(predictions_path))
+        predict_seconds = time.perf_counter() - started
+
+    predicted = da.from_zarr(str(predictions_path))[n_train:].compute()
+    accuracy = float(np.mean(predicted == y[n_train:].compute()))
+    return {
+        "rows": rows,
+        "n_train": n_train,
+        "n_test": n_test,
+        "generated": generated,
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "accuracy": accuracy,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "fit_predict_rss_bytes": memory.peak_bytes,
+        "profile": _save_profile([profiler, resources], out / PROFILE_NAME),
+        "predictions": str(predictions_path),
+    }
+
+
+def _report(result: dict[str, Any]) -> str:
+    during = ""
+    if result["fit_predict_rss_bytes"] is not None:
+        # Making the data can set the process peak; this is fit and predict's.
+        mib = result["fit_predict_rss_bytes"] / 2**20
+        during = f" ({mib:,.0f} MiB during fit and predict, sampled)"
+    rows = [
+        (
+            "fit time",
+            f"{result['fit_seconds']:.1f} s",
+            f"{result['n_train']:,} rows, StandardScaler then SGDClassifier",
+        ),
+        (
+            "predict time",
+            f"{result['predict_seconds']:.1f} s",
+            f"{result['rows']:,} rows, zarr to zarr: {result['predictions']}",
+        ),
+        (
+            "accuracy",
+            f"{result['accuracy']:.4f}",
+            f"{result['n_test']:,} held-out rows (best possible about 0.92)",
+        ),
+        (
+            "peak memory",
+            f"{result['peak_rss_bytes'] / 2**20:,.0f} MiB",
+            "peak RSS of this process" + during,
+        ),
+        ("profile", result["profile"], ""),
+    ]
+    return "\n".join(f"{a:<13} {b:>9}  {c}".rstrip() for a, b, c in rows)
+
+
+# -- the command line ----------------------------------------------------------
+def _count(name: str, minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace(",", ""))  # int() itself accepts 1_000
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be at least {minimum:,}, got {value:,}"
+            )
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m incremental.demo",
+        description="Fit StandardScaler + SGDClassifier on zarr data larger "
+        "than memory, block by block, and predict from disk to disk.",
+    )
+    parser.add_argument(
+        "--rows",
+        type=_count("--rows", 2),  # one row to fit, one held out
+        default=DEFAULT_ROWS,
+        help=f"rows of data (default {DEFAULT_ROWS:_}; 100_000_000 is 16.8 GB)",
+    )
+    parser.add_argument(
+        "--chunk-rows",
+        type=_count("--chunk-rows", 1),
+        default=DEFAULT_CHUNK_ROWS,
+        help=f"rows per block (default {DEFAULT_CHUNK_ROWS:_})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("incremental-demo-data"),
+        help="folder for the data, predictions and profile "
+        "(default ./incremental-demo-data)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    return parser
+
+
+def _check_writable(out: Path) -> str | None:
+    """Why ``out`` cannot receive files, or None if it can."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Only writing tells for sure (permissions, read-only mounts, root).
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        return f"cannot write to output folder {str(out)!r}: {error.strerror or error}"
+    return None
+
+
+def _missing_space(out: Path, rows: int, chunk_rows: int, seed: int) -> str | None:
+    """Why the disk under ``out`` is too small for this run, or None."""
+    need = rows * 8  # the predictions, int64
+    replaced = [PREDICTIONS_NAME]
+    if not dataset_exists(out, rows, chunk_rows=chunk_rows, seed=seed):
+        need += dataset_bytes(rows)
+        replaced += [X_NAME, Y_NAME]
+    # Files of an earlier run that this run overwrites free their room.
+    free = shutil.disk_usage(out).free + sum(_tree_bytes(out / n) for n in replaced)
+    if need > free:
+        return (
+            f"not enough disk space in {str(out)!r}: {rows:,} rows need "
+            f"{need / 1e9:.2f} GB, {free / 1e9:.2f} GB free; "
+            "use a smaller --rows or another --out"
+        )
+    return None
+
+
+def _tree_bytes(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo with command-line arguments ``argv``; return the exit code.
+
+    Bad arguments, an output folder that cannot be written and a disk too
+    small for the data end the program with exit code 2 and a one-line
+    message, before anything is written.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    problem = _check_writable(args.out) or _missing_space(
+        args.out, args.rows, args.chunk_rows, args.seed
+    )
+    if problem:
+        parser.error(problem)
+    result = run_demo(args.out, args.rows, args.chunk_rows, args.seed)
+    print(_report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

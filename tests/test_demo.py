@@ -1,0 +1,87 @@
+"""Tests of ``python -m incremental.demo`` through its ``main`` function."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import namedtuple
+
+import numpy as np
+import pytest
+import zarr
+
+from incremental import demo
+
+TINY = ["--rows", "20000", "--chunk-rows", "5000"]
+
+
+def _figure(text: str, label: str) -> str:
+    match = re.search(rf"^{label}\s+(\S+)", text, flags=re.MULTILINE)
+    assert match, f"{label!r} missing from:\n{text}"
+    return match.group(1)
+
+
+def test_demo_prints_figures_and_writes_picture_and_predictions(tmp_path, capsys):
+    assert demo.main([*TINY, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+
+    assert "generated 20,000 x 20" in out
+    assert float(_figure(out, "fit time")) >= 0
+    assert float(_figure(out, "predict time")) >= 0
+    assert 0.7 < float(_figure(out, "accuracy")) <= 1.0
+    assert float(_figure(out, "peak memory").replace(",", "")) > 0
+    assert (tmp_path / "profile.html").stat().st_size > 0
+    assert _figure(out, "profile") == str(tmp_path / "profile.html")
+
+    predictions = zarr.open_array(tmp_path / "predictions.zarr", mode="r")[:]
+    assert predictions.shape == (20_000,)
+    assert set(np.unique(predictions)) <= {0, 1}
+
+
+def test_demo_reuses_matching_data(tmp_path, capsys):
+    demo.write_dataset(tmp_path, 20_000, chunk_rows=5_000)
+    assert demo.main([*TINY, "--out", str(tmp_path)]) == 0
+    assert "reused 20,000 x 20" in capsys.readouterr().out
+
+
+def test_write_dataset_is_deterministic_and_labels_follow_x(tmp_path):
+    demo.write_dataset(tmp_path / "a", 3_000, chunk_rows=1_000, seed=3)
+    demo.write_dataset(tmp_path / "b", 3_000, chunk_rows=1_000, seed=3)
+    (Xa, ya), (Xb, yb) = (
+        demo.load_dataset(tmp_path / "a"),
+        demo.load_dataset(tmp_path / "b"),
+    )
+    np.testing.assert_array_equal(Xa.compute(), Xb.compute())
+    np.testing.assert_array_equal(ya.compute(), yb.compute())
+    assert 0.3 < ya.mean().compute() < 0.7
+    # A different seed is a different dataset, and is not mistaken for it.
+    assert not demo.dataset_exists(tmp_path / "a", 3_000, chunk_rows=1_000, seed=4)
+
+
+@pytest.mark.parametrize("rows", ["0", "-5", "1", "many", "1.5"])
+def test_bad_rows_exit_2_with_a_message(rows, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["--rows", rows, "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "--rows" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "X.zarr").exists()
+
+
+def test_unwritable_output_folder_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_:
+        demo.main([*TINY, "--out", str(blocker / "data")])
+    assert exit_.value.code == 2
+    assert "cannot write to output folder" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_disk_too_small_exits_2_before_writing(tmp_path, capsys, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 0, 10**6))
+    with pytest.raises(SystemExit) as exit_:
+        demo.main([*TINY, "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert "not enough disk space" in message and "3.52 MB" not in message
+    assert not (tmp_path / "X.zarr").exists()
