@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Any
 
-import dask
 import numpy as np
 from dask.base import is_dask_collection
 from sklearn.base import is_classifier, is_regressor
@@ -172,13 +171,7 @@ def score_blocks(
     One task per block computes the statistics next to the block; only the
     small statistics travel.
     """
-    parts = blocks.to_delayed()
-    if indices is not None:
-        parts = [parts[i] for i in indices]
-    estimator_key = dask.delayed(estimator, pure=False)
-    stats = dask.compute(
-        *[dask.delayed(_block_stats)(metric, estimator_key, **part) for part in parts]
-    )
+    stats = blocks.map_blocks(_block_stats, metric, estimator, indices=indices)
     stats = [s for s in stats if s is not None]
     if not stats:
         raise ValueError("cannot score on X with no rows")

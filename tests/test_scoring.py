@@ -134,3 +134,25 @@ def test_streaming_score_never_gathers_x(classification):
         score(model, X, y, scoring="accuracy")
     block_bytes = 100 * 4 * 8
     assert 0 < seen.largest <= block_bytes
+
+
+def test_streaming_score_puts_the_estimator_in_the_graph_once(classification):
+    import dask
+
+    Xn, yn, model = classification
+    graphs = []
+
+    def recording_get(dsk, keys, **kwargs):
+        graphs.append(dsk)
+        return dask.get(dsk, keys, **kwargs)
+
+    X, y = da.from_array(Xn, chunks=10), da.from_array(yn, chunks=10)  # 70 blocks
+    with dask.config.set(scheduler=recording_get):
+        score(model, X, y, scoring="accuracy")
+    graph = graphs[-1]
+    # One graph value is the model; the 70 tasks refer to it by key, so a
+    # distributed scheduler ships it once, not once per task.
+    assert sum(value is model for value in graph.values()) == 1
+    tasks = [v for v in graph.values() if isinstance(v, tuple)]
+    assert len(tasks) == 70
+    assert not any(any(part is model for part in task) for task in tasks)
