@@ -29,7 +29,6 @@ used by ``benchmarks/``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import sys
@@ -42,7 +41,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask.callbacks import Callback
+from dask.diagnostics import ProgressBar
 
 N_FEATURES = 20
 # About 40 s on 2 cores, and already 4 times the peak memory of the run.
@@ -241,8 +240,11 @@ def load_dataset(folder: str | os.PathLike) -> tuple[da.Array, da.Array]:
     return da.from_zarr(str(folder / X_NAME)), da.from_zarr(str(folder / Y_NAME))
 
 
-def make_demo_pipeline(seed: int = 0) -> Any:
-    """The reference pipeline: a streaming scaler, then a streaming SGD."""
+def make_demo_pipeline(seed: int = 0, verbose: int = 0) -> Any:
+    """The reference pipeline: a streaming scaler, then a streaming SGD.
+
+    ``verbose`` is passed to both steps (2: a progress bar per pass).
+    """
     from sklearn.linear_model import SGDClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -250,8 +252,10 @@ def make_demo_pipeline(seed: int = 0) -> Any:
     from incremental import Incremental
 
     return make_pipeline(
-        Incremental(StandardScaler(), shuffle_blocks=False),
-        Incremental(SGDClassifier(random_state=seed), random_state=seed),
+        Incremental(StandardScaler(), shuffle_blocks=False, verbose=verbose),
+        Incremental(
+            SGDClassifier(random_state=seed), random_state=seed, verbose=verbose
+        ),
     )
 
 
@@ -283,10 +287,10 @@ def peak_rss_bytes() -> int:
 class PeakMemory:
     """Sample this process's RSS in a thread; ``peak_bytes`` is the highest seen.
 
-    ``ru_maxrss`` only tells the peak of the whole process life; this tells
-    the peak of one stretch of it. ``peak_bytes`` is None without psutil.
-    dask's ``ResourceProfiler`` is not used for this because its figure also
-    counts the memory of its own tracking process.
+    :func:`peak_rss_bytes` tells the peak of the whole life of the process;
+    this tells the peak of one stretch of it. ``peak_bytes`` is None without
+    psutil. dask's ``ResourceProfiler`` is not used for this because its
+    figure also counts the memory of its own tracking process.
 
     Examples
     --------
@@ -302,19 +306,22 @@ class PeakMemory:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _sample(self) -> None:
+        self.peak_bytes = max(self.peak_bytes or 0, self._process.memory_info().rss)
+
     def __enter__(self) -> PeakMemory:
         try:
             import psutil
         except ImportError:
             return self
-        process = psutil.Process()
-        self.peak_bytes = process.memory_info().rss
+        self._process = psutil.Process()
+        self._sample()
 
-        def sample() -> None:
+        def sample_until_stopped() -> None:
             while not self._stop.wait(self.interval):
-                self.peak_bytes = max(self.peak_bytes, process.memory_info().rss)
+                self._sample()
 
-        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread = threading.Thread(target=sample_until_stopped, daemon=True)
         self._thread.start()
         return self
 
@@ -322,56 +329,10 @@ class PeakMemory:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            self.peak_bytes = max(self.peak_bytes, _rss_now())
-
-
-def _rss_now() -> int:
-    import psutil
-
-    return psutil.Process().memory_info().rss
+            self._sample()
 
 
 # -- the run -----------------------------------------------------------------
-class _Progress(Callback):
-    """A tqdm bar fed by dask's scheduler callbacks.
-
-    With ``name``, it counts the blocks of the dask array of that name as they
-    are computed, across every scheduler call: ``Incremental.fit`` makes many
-    small calls, and dask's ``ProgressBar`` would print one bar for each.
-    Without ``name``, it counts every task of the computations it sees.
-    """
-
-    def __init__(self, desc: str, name: str | None = None, total: int | None = None):
-        super().__init__()
-        from tqdm.auto import tqdm
-
-        self._name = name
-        unit = "task" if name is None else "block"
-        self._bar = tqdm(total=total, desc=desc, unit=unit, leave=True)
-
-    def _start_state(self, dsk, state):
-        if self._name is None:
-            # Tasks still to run; plain data in the graph never "finishes".
-            todo = len(state["ready"]) + len(state["waiting"])
-            self._bar.total = (self._bar.total or 0) + todo
-            self._bar.refresh()
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        if self._name is None or (isinstance(key, tuple) and key[0] == self._name):
-            self._bar.update()
-
-    def __exit__(self, *args):
-        self._bar.close()
-        return super().__exit__(*args)
-
-
-def _progress(desc: str, name: str | None = None, total: int | None = None) -> Any:
-    try:
-        return _Progress(desc, name, total)
-    except ImportError:  # tqdm is optional: no bar
-        return contextlib.nullcontext()
-
-
 def _profilers() -> tuple[Any, Any]:
     from dask.diagnostics import Profiler, ResourceProfiler
 
@@ -417,18 +378,21 @@ def run_demo(
         flush=True,
     )
 
-    pipe = make_demo_pipeline(seed)
+    pipe = make_demo_pipeline(seed, verbose=2)
     profiler, resources = _profilers()
     predictions_path = out / PREDICTIONS_NAME
     with profiler, resources, PeakMemory() as memory:
         started = time.perf_counter()
-        with _progress("fit", X_train.name, len(pipe.steps) * X_train.numblocks[0]):
-            pipe.fit(X_train, y_train)
+        print(
+            "fit       pass 1: StandardScaler, pass 2: SGDClassifier", file=sys.stderr
+        )
+        pipe.fit(X_train, y_train)
         fit_seconds = time.perf_counter() - started
 
         shutil.rmtree(predictions_path, ignore_errors=True)
         started = time.perf_counter()
-        with _progress("predict"):
+        print("predict   every row, zarr to zarr", file=sys.stderr)
+        with ProgressBar(out=sys.stderr):
             pipe.predict(X).to_zarr(str(predictions_path))
         predict_seconds = time.perf_counter() - started
 

@@ -1,0 +1,231 @@
+"""``python -m benchmarks``: run the cases, print a markdown table, maybe save it.
+
+Usage::
+
+    python -m benchmarks --quick            # a few minutes, small data
+    python -m benchmarks --quick --write    # and save benchmarks/RESULTS.md
+    python -m benchmarks                    # full sizes (tens of GB on disk)
+    python -m benchmarks --only overhead,memory --data /big/disk/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from ._common import Row, Settings, is_number, silence_dask_ml
+from .cases import CASES
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+COLUMNS = (
+    "case",
+    "size",
+    "measure",
+    "ours",
+    "plain loop",
+    "dask-ml",
+    "ours/plain",
+    "ours/dask-ml",
+    "check",
+)
+
+
+def _value(value: float | None, unit: str) -> str:
+    if not is_number(value):
+        return "n/a" if value is None else str(value)
+    if unit == "s":
+        return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
+    if unit == "MB":
+        return f"{value:,.0f} MB"
+    return f"{value:.4f}"
+
+
+def _ratio(a: float | None, b: float | None, unit: str) -> str:
+    # Ratios of scores say nothing; ratios of times and memory do.
+    if unit not in ("s", "MB") or not (is_number(a) and is_number(b)) or b == 0:
+        return ""
+    return f"{a / b:.2f}x"
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """The rows as a markdown table, with the ratios worked out."""
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    for row in rows:
+        cells = [
+            row.case,
+            row.size,
+            row.measure,
+            _value(row.ours, row.unit),
+            _value(row.plain, row.unit),
+            _value(row.dask_ml, row.unit),
+            _ratio(row.ours, row.plain, row.unit),
+            _ratio(row.ours, row.dask_ml, row.unit),
+            row.check,
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> str:
+    """Cores, memory, processor, OS and package versions, as markdown lines."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        memory = f"{psutil.virtual_memory().total / 2**30:.1f} GiB memory"
+    except ImportError:
+        memory = "memory unknown"
+    versions = ", ".join(
+        f"{name} {_version(name)}"
+        for name in (
+            "incremental",
+            "dask",
+            "distributed",
+            "scikit-learn",
+            "numpy",
+            "zarr",
+            "dask-ml",
+        )
+    )
+    return (
+        f"- machine: {os.cpu_count()} cores ({cpu}), {memory}, "
+        f"{platform.system()} {platform.release()}\n"
+        f"- versions: python {platform.python_version()}, {versions}"
+    )
+
+
+def results_markdown(
+    table: str, command: str, seconds: float, quick: bool, load: float | None
+) -> str:
+    """The whole of RESULTS.md: how it was made, on what, the table, notes."""
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    mode = "quick (small sizes)" if quick else "full"
+    busy = "" if load is None else f"; load average when it started: {load:.2f}"
+    return f"""# Benchmark results
+
+Made by `{command}` on {today}, {mode}, in {seconds / 60:.1f} minutes{busy}.
+
+{machine()}
+
+{table}
+
+- **ours**: `incremental.Incremental` (with `shuffle_blocks=False`, so the
+  block order is the plain loop's); **plain loop**: scikit-learn's
+  `partial_fit` called by hand on each NumPy block, the lower bound for the
+  work (for data on disk it reads a block with zarr, then fits it, one after
+  the other); **dask-ml**: `dask_ml.wrappers.Incremental` (also unshuffled).
+- dask-ml's `Incremental(StandardScaler())` raises `TypeError` in `fit`
+  with scikit-learn 1.9 (it asks for a `score` method); the pipeline rows
+  give it `scoring="r2"`, which only passes that check.
+- All columns of a row ran in the same process run; a "median of n" row
+  took turns (ours, plain, dask-ml, ours, ...) n times.
+- "ours == plain bit for bit": `coef_` and `intercept_` (and the scaler's
+  `mean_` and `var_`) are equal to the plain loop's, bit for bit.
+- Data on disk is the demo's (`incremental.demo.write_dataset`), zarr,
+  uncompressed X; it was written just before, so it was read from the
+  operating system's page cache, not from the disk itself.
+- Peak RSS figures come from a fresh process per fit (its `VmHWM`; its
+  `ru_maxrss` would include the peak of the benchmark process that started
+  it) and include the imports (numpy, dask, scikit-learn, zarr).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time incremental against the plain partial_fit loop and dask-ml.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, a few minutes"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"save the results to {RESULTS}"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(CASES),
+        help=f"comma-separated cases to run (default all: {','.join(CASES)})",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder for the datasets, kept for the next run "
+        "(default: a temporary folder, deleted at the end)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen cases and print the table; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
+    silence_dask_ml()
+
+    data_dir = args.data or Path(tempfile.mkdtemp(prefix="incremental-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(quick=args.quick, data_dir=data_dir)
+    # Other programs running on the machine slow the timings; say how busy.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    started = time.perf_counter()
+    rows: list[Row] = []
+    try:
+        for name in chosen:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            case_started = time.perf_counter()
+            new = CASES[name](settings)
+            rows += new
+            took = time.perf_counter() - case_started
+            print(markdown_table(new), file=sys.stderr)
+            print(f"{name}: {took:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        if args.data is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    seconds = time.perf_counter() - started
+
+    table = markdown_table(rows)
+    print(table)
+    if args.write:
+        command = "python -m benchmarks " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
+        RESULTS.write_text(
+            results_markdown(table, command.strip(), seconds, args.quick, load)
+        )
+        print(f"\nwritten to {RESULTS}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

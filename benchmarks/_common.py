@@ -1,0 +1,234 @@
+"""What every benchmark case shares: settings, rows of the table, timing,
+memory in a fresh process, datasets on disk, the plain loop and dask-ml.
+
+The zarr dataset is the demo's (``incremental.demo.write_dataset``), so the
+benchmarks measure the data the README's first command makes.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import multiprocessing
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from incremental.demo import peak_rss_bytes, write_dataset
+
+CLASSES = np.array([0, 1])
+
+
+@dataclass
+class Settings:
+    """How big and how often: ``quick`` shrinks every case."""
+
+    quick: bool
+    data_dir: Path
+    seed: int = 0
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        return quick if self.quick else full
+
+
+@dataclass
+class Row:
+    """One line of the results table.
+
+    ``ours``, ``plain`` and ``dask_ml`` are in ``unit`` ("s", "MB" or "" for
+    a score); None where a column does not apply or was not run.
+    """
+
+    case: str
+    size: str
+    measure: str
+    ours: float | None = None
+    plain: float | None = None
+    dask_ml: float | None = None
+    unit: str = "s"
+    check: str = ""
+
+
+# -- timing ------------------------------------------------------------------
+def timed(func: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds ``func()`` took, and its result."""
+    gc.collect()  # so one run does not pay for the garbage of the one before
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
+
+
+@dataclass
+class Timing:
+    """Seconds of each repeat of one run, and what each repeat returned."""
+
+    seconds: list[float] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def result(self) -> Any:
+        return self.results[-1]
+
+
+def median_times(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, Timing]:
+    """Time each run ``repeats`` times; ``Timing.median`` is what to report.
+
+    The runs take turns (A B C A B C ...) rather than going one after the
+    other, so a machine that slows down or speeds up mid-way affects them all
+    alike.
+    """
+    timings = {name: Timing() for name in runs}
+    for _ in range(repeats):
+        for name, func in runs.items():
+            took, result = timed(func)
+            timings[name].seconds.append(took)
+            timings[name].results.append(result)
+    return timings
+
+
+# -- memory ------------------------------------------------------------------
+def in_fresh_process(func: Callable[..., dict], /, *args: Any, **kwargs: Any) -> dict:
+    """Run ``func(*args, **kwargs)`` in a new Python process and return its dict.
+
+    A new process (spawned, not forked) starts with nothing allocated, so the
+    peak RSS it reports is the peak of this one job (measured as
+    ``incremental.demo.peak_rss_bytes`` does, not with ``ru_maxrss``, which
+    a child inherits from this process on Linux). ``func`` must be a
+    module-level function; it adds ``peak_rss_mb`` to its result through
+    :func:`with_peak_rss`.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(func, *args, **kwargs).result()
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def with_peak_rss(result: dict) -> dict:
+    """``result`` plus the peak RSS of this process so far, in MB."""
+    return {**result, "peak_rss_mb": peak_rss_bytes() / 1e6}
+
+
+# -- data --------------------------------------------------------------------
+def zarr_dataset(settings: Settings, rows: int, chunk_rows: int) -> Path:
+    """Folder of the demo's dataset with these rows and chunks, made if needed."""
+    folder = settings.data_dir / f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}"
+    write_dataset(folder, rows, chunk_rows=chunk_rows, seed=settings.seed)
+    return folder
+
+
+def zarr_row_blocks(
+    folder: Path, stop: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(X_i, y_i)`` read straight from zarr, one block at a time, no dask.
+
+    This is how a user without any wrapper would stream the data: the plain
+    loop's reader. ``stop`` ends the rows early (a held-out tail).
+    """
+    import zarr
+
+    X = zarr.open_array(folder / "X.zarr", mode="r")
+    y = zarr.open_array(folder / "y.zarr", mode="r")
+    step = X.chunks[0]
+    stop = X.shape[0] if stop is None else stop
+    for start in range(0, stop, step):
+        end = min(start + step, stop)
+        yield X[start:end], y[start:end]
+
+
+def synthetic(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An in-memory X (rows x 20) and a y that depends on it linearly."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, 20))
+    y = (X @ rng.standard_normal(20) + 0.25 * rng.standard_normal(rows) > 0).astype(
+        np.int64
+    )
+    return X, y
+
+
+def numpy_blocks(
+    X: np.ndarray, y: np.ndarray, rows_per_block: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """X and y cut into row blocks (views, no copies), as dask would cut them."""
+    return [
+        (X[a : a + rows_per_block], y[a : a + rows_per_block])
+        for a in range(0, len(X), rows_per_block)
+    ]
+
+
+# -- the plain loop and the checks -------------------------------------------
+def plain_fit(
+    estimator: Any, blocks: Iterable[tuple[Any, Any]], **params: Any
+) -> tuple[Any, float]:
+    """``estimator.partial_fit`` on each block; returns it and the fit seconds.
+
+    The seconds count ``partial_fit`` alone, not getting the blocks: for
+    blocks read from disk that is the fit-only time.
+    """
+    fitting = 0.0
+    for Xb, yb in blocks:
+        start = time.perf_counter()
+        estimator.partial_fit(Xb, yb, **params)
+        fitting += time.perf_counter() - start
+    return estimator, fitting
+
+
+def same_state(a: Any, b: Any, names: Iterable[str] = ("coef_", "intercept_")) -> bool:
+    """Whether two fitted estimators have equal learned arrays, bit for bit."""
+    return all(
+        np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True)
+        for name in names
+    )
+
+
+def exactness(
+    ours: Any, plain: Any, names: Iterable[str] = ("coef_", "intercept_")
+) -> str:
+    """The table's words for :func:`same_state` of ours and the plain loop."""
+    if same_state(ours, plain, names):
+        return "ours == plain bit for bit"
+    return "ours != plain: NOT EXACT"
+
+
+# -- dask-ml -------------------------------------------------------------------
+def dask_ml_wrappers() -> Any:
+    """The ``dask_ml.wrappers`` module, or None when dask-ml is not installed."""
+    try:
+        import dask_ml.wrappers
+    except ImportError:
+        return None
+    return dask_ml.wrappers
+
+
+def silence_dask_ml() -> None:
+    """Hide dask-ml's warnings (about the dask it was built for), not ours."""
+    warnings.filterwarnings("ignore", module="dask_ml")
+
+
+def fmt_rows(n: int) -> str:
+    """``25_000_000`` as ``25M``, ``200_000`` as ``200k``."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size and n % (size // 10) == 0:
+            value = n / size
+            return f"{value:g}{suffix}"
+    return f"{n:,}"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

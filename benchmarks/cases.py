@@ -1,0 +1,609 @@
+"""The benchmark cases: each is a function ``case(settings) -> list[Row]``.
+
+Every case runs ours (``incremental.Incremental``), the plain ``partial_fit``
+loop over NumPy blocks (the lower bound for the work) and dask-ml's
+``Incremental`` (when installed) side by side in one run, and checks that
+ours ends in the same fitted state as the plain loop over the same blocks in
+the same order (so ours uses ``shuffle_blocks=False``).
+
+Functions whose name ends in ``_job`` run in a fresh process (see
+``_common.in_fresh_process``), so the peak memory they report is their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from incremental.demo import load_dataset
+
+from ._common import (
+    CLASSES,
+    Row,
+    Settings,
+    dask_ml_wrappers,
+    exactness,
+    fmt_rows,
+    in_fresh_process,
+    median_times,
+    numpy_blocks,
+    plain_fit,
+    rss_mb,
+    same_state,
+    silence_dask_ml,
+    synthetic,
+    timed,
+    with_peak_rss,
+    zarr_dataset,
+    zarr_row_blocks,
+)
+
+
+def _sgd(seed: int = 0) -> Any:
+    from sklearn.linear_model import SGDClassifier
+
+    return SGDClassifier(random_state=seed)
+
+
+def _ours(estimator: Any) -> Any:
+    from incremental import Incremental
+
+    return Incremental(estimator, shuffle_blocks=False)
+
+
+def _dask_ml(estimator: Any) -> Any:
+    return dask_ml_wrappers().Incremental(estimator, shuffle_blocks=False)
+
+
+def _ratio_check(ours: float, plain: float, target: float | None) -> str:
+    if target is None:
+        return ""
+    verdict = "met" if ours / plain <= target else "MISSED"
+    return f"; target ours/plain <= {target:.2f}: {verdict}"
+
+
+def _size(rows: int, blocks: int, n_features: int = 20) -> str:
+    gigabytes = rows * (n_features + 1) * 8 / 1e9
+    return f"{fmt_rows(rows)} x {n_features} ({gigabytes:.2g} GB), {blocks} blocks"
+
+
+def _fit_runs(X: Any, y: Any, plain_blocks: Any, with_dask_ml: bool) -> dict:
+    """Fits of SGDClassifier on X and y by ours, the plain loop and dask-ml.
+
+    ``plain_blocks`` gives the plain loop its blocks: a list, or a function
+    returning a fresh reader of zarr; ``None`` leaves the plain loop out. The
+    plain run returns the model and its summed ``partial_fit`` seconds.
+    """
+    runs = {"ours": lambda: _ours(_sgd()).fit(X, y, classes=CLASSES)}
+    if plain_blocks is not None:
+        blocks = plain_blocks if callable(plain_blocks) else lambda: plain_blocks
+        runs["plain"] = lambda: plain_fit(_sgd(), blocks(), classes=CLASSES)
+    if with_dask_ml:
+        runs["dask_ml"] = lambda: _dask_ml(_sgd()).fit(X, y, classes=CLASSES)
+    return runs
+
+
+def _fresh_runs(
+    job: Any, libraries: list[str], *args: Any, repeats: int = 1
+) -> dict[str, dict]:
+    """``job(library, *args)`` for each library, each run in a fresh process.
+
+    With ``repeats`` > 1 the libraries take turns and each figure is the
+    median over the repeats (the peak RSS the highest); other values come
+    from the last run. A library that fails gets ``{"error": "..."}`` instead
+    of stopping the whole run; libraries not asked for get ``{}``.
+    """
+    runs: dict[str, list[dict]] = {library: [] for library in libraries}
+    failed: dict[str, dict] = {}
+    for _ in range(repeats):
+        for library in libraries:
+            if library in failed:
+                continue
+            try:
+                runs[library].append(in_fresh_process(job, library, *args))
+            except Exception as error:  # reported in the table
+                failed[library] = {"error": f"{type(error).__name__}: {error}"}
+    results: dict[str, dict] = {"ours": {}, "plain": {}, "dask_ml": {}}
+    for library, done in runs.items():
+        if library in failed:
+            results[library] = failed[library]
+            continue
+        combined = dict(done[-1])
+        for key, value in combined.items():
+            if isinstance(value, float):
+                values = [run[key] for run in done]
+                combined[key] = max(values) if key == "peak_rss_mb" else median(values)
+        results[library] = combined
+    return results
+
+
+def _failures(results: dict[str, dict]) -> str:
+    return "".join(
+        f"{name} FAILED: {result['error']}; "
+        for name, result in results.items()
+        if "error" in result
+    )
+
+
+# -- 1. the cost of each block -------------------------------------------------
+def per_block_overhead(settings: Settings) -> list[Row]:
+    """SGDClassifier on in-memory blocks of 200 rows: what each block costs.
+
+    Data in memory, so the only difference between ours and the plain loop
+    is the machinery around each ``partial_fit``.
+    """
+    levels = settings.pick(
+        [(10, 9), (1_000, 7)], [(10, 15), (1_000, 9), (5_000, 5)]
+    )  # (blocks, repeats)
+    targets = {1_000: 1.10, 5_000: 1.25}
+    with_dask_ml = dask_ml_wrappers() is not None
+    rows = []
+    for n_blocks, repeats in levels:
+        Xn, yn = synthetic(n_blocks * 200, settings.seed)
+        X = da.from_array(Xn, chunks=(200, 20))
+        y = da.from_array(yn, chunks=200)
+        blocks = numpy_blocks(Xn, yn, 200)
+        t = median_times(_fit_runs(X, y, blocks, with_dask_ml), repeats)
+        ours, plain = t["ours"].median, t["plain"].median
+        check = exactness(t["ours"].result, t["plain"].result[0])
+        check += _ratio_check(ours, plain, targets.get(n_blocks))
+        rows.append(
+            Row(
+                "per-block overhead",
+                f"{n_blocks:,} blocks x 200 rows, in memory",
+                f"fit, median of {repeats}",
+                ours,
+                plain,
+                t["dask_ml"].median if with_dask_ml else None,
+                check=check,
+            )
+        )
+    # The largest fit again without ``classes``: ours then finds them in a
+    # pass over y, which users who do not know their classes pay for.
+    runs = _fit_runs(X, y, blocks, with_dask_ml=False)
+    runs["ours"] = lambda: _ours(_sgd()).fit(X, y)
+    t = median_times(runs, repeats)
+    rows.append(
+        Row(
+            "per-block overhead",
+            f"{n_blocks:,} blocks x 200 rows, in memory",
+            f"fit, classes found from y, median of {repeats}",
+            t["ours"].median,
+            t["plain"].median,
+            check=exactness(t["ours"].result, t["plain"].result[0]),
+        )
+    )
+    return rows
+
+
+# -- 2. fitting from disk -------------------------------------------------------
+def _touch_block(block: np.ndarray) -> np.ndarray:
+    # A copy, not a view: a view would keep the whole block in memory.
+    return np.array(block[:1]).reshape(1, -1)
+
+
+def _load_all(X: da.Array, y: da.Array) -> None:
+    """Read every block of X and y in parallel, keeping only a row of each."""
+    dask.compute(
+        X.map_blocks(_touch_block, chunks=((1,) * X.numblocks[0], (X.shape[1],))),
+        y.map_blocks(_touch_block, chunks=((1,) * y.numblocks[0], (1,)), new_axis=1),
+    )
+
+
+def out_of_core_fit(settings: Settings) -> list[Row]:
+    """SGDClassifier fitted from zarr on disk: reading, fitting, and both.
+
+    ``load only`` reads every block with dask (in parallel), ``fit only``
+    sums the plain loop's ``partial_fit`` times; a fit that overlaps reading
+    with fitting perfectly takes the larger of the two. The plain loop's
+    total reads each block and then fits it, one after the other.
+    """
+    n_rows, chunk = settings.pick((2_500_000, 250_000), (25_000_000, 500_000))
+    repeats = settings.pick(5, 2)
+    folder = zarr_dataset(settings, n_rows, chunk)
+    X, y = load_dataset(folder)
+    n_train = n_rows - chunk  # the last block is held out for accuracy
+    X_train, y_train = X[:n_train], y[:n_train]
+    X_test, y_test = X[n_train:].compute(), y[n_train:].compute()
+    size = _size(n_rows, X.numblocks[0])
+
+    with_dask_ml = dask_ml_wrappers() is not None
+    runs = {
+        "load": lambda: _load_all(X_train, y_train),
+        **_fit_runs(
+            X_train, y_train, lambda: zarr_row_blocks(folder, n_train), with_dask_ml
+        ),
+    }
+    t = median_times(runs, repeats)
+    load = t["load"].median
+    fit_only = float(np.median([fitting for _, fitting in t["plain"].results]))
+    plain_model = t["plain"].result[0]
+    ours_model = t["ours"].result
+    dask_ml_model = t["dask_ml"].result if with_dask_ml else None
+    accuracy = {
+        name: None if model is None else model.score(X_test, y_test)
+        for name, model in [
+            ("ours", ours_model),
+            ("plain", plain_model),
+            ("dask_ml", dask_ml_model),
+        ]
+    }
+    case = "out-of-core fit (zarr)"
+    return [
+        Row(
+            case,
+            size,
+            f"load only: every block, dask, median of {repeats}",
+            plain=load,
+            check="reading alone, no fitting",
+        ),
+        Row(
+            case,
+            size,
+            "fit only: sum of partial_fit in the plain loop",
+            plain=fit_only,
+            check="fitting alone, no reading",
+        ),
+        Row(
+            case,
+            size,
+            f"fit total, median of {repeats}",
+            t["ours"].median,
+            t["plain"].median,
+            t["dask_ml"].median if with_dask_ml else None,
+            check=exactness(ours_model, plain_model)
+            + f"; perfect overlap: max(load, fit) = {max(load, fit_only):.2f} s",
+        ),
+        Row(
+            case,
+            size,
+            f"accuracy on the held-out block ({fmt_rows(chunk)} rows)",
+            accuracy["ours"],
+            accuracy["plain"],
+            accuracy["dask_ml"],
+            unit="",
+        ),
+    ]
+
+
+# -- 3. the reference pipeline ---------------------------------------------------
+def _plain_pipeline(folder: Path, n_train: int, predictions: Path, seed: int):
+    """StandardScaler then SGDClassifier by hand, block by block, zarr to zarr."""
+    import zarr
+    from sklearn.preprocessing import StandardScaler
+
+    start = time.perf_counter()
+    scaler = StandardScaler()
+    for Xb, _ in zarr_row_blocks(folder, n_train):
+        scaler.partial_fit(Xb)
+    sgd = _sgd(seed)
+    for Xb, yb in zarr_row_blocks(folder, n_train):
+        sgd.partial_fit(scaler.transform(Xb), yb, classes=CLASSES)
+    fit_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    X = zarr.open_array(folder / "X.zarr", mode="r")
+    out = zarr.create_array(
+        predictions, shape=(X.shape[0],), chunks=(X.chunks[0],), dtype=np.int64
+    )
+    row = 0
+    for Xb, _ in zarr_row_blocks(folder):
+        out[row : row + len(Xb)] = sgd.predict(scaler.transform(Xb))
+        row += len(Xb)
+    predict_seconds = time.perf_counter() - start
+    return scaler, sgd, fit_seconds, predict_seconds
+
+
+def pipeline_job(library: str, folder: str, n_train: int, seed: int) -> dict:
+    """Fit the reference pipeline with one library and predict zarr to zarr.
+
+    Runs in a fresh process. Returns the fit and predict seconds, held-out
+    accuracy, the fitted scaler and SGD, and memory figures (MB).
+    """
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    silence_dask_ml()
+    folder = Path(folder)
+    predictions = folder / f"predictions-{library}.zarr"
+    shutil.rmtree(predictions, ignore_errors=True)
+    X, y = load_dataset(folder)
+    baseline = rss_mb()
+    if library == "plain":
+        scaler, sgd, fit_seconds, predict_seconds = _plain_pipeline(
+            folder, n_train, predictions, seed
+        )
+    else:
+        if library == "ours":
+            pipe = make_pipeline(_ours(StandardScaler()), _ours(_sgd(seed)))
+            params = {}  # ours finds classes itself (one pass over y, timed)
+        else:
+            # dask-ml's Incremental checks for a score method in fit, which
+            # StandardScaler lacks (TypeError with scikit-learn 1.9): any
+            # scoring= passes the check and changes nothing else.
+            scaler = dask_ml_wrappers().Incremental(
+                StandardScaler(), shuffle_blocks=False, scoring="r2"
+            )
+            pipe = make_pipeline(scaler, _dask_ml(_sgd(seed)))
+            params = {"incremental-2__classes": CLASSES}
+        fit_seconds, _ = timed(lambda: pipe.fit(X[:n_train], y[:n_train], **params))
+        predict_seconds, _ = timed(lambda: pipe.predict(X).to_zarr(str(predictions)))
+        scaler, sgd = pipe[0].estimator_, pipe[1].estimator_
+    predicted = da.from_zarr(str(predictions))[n_train:].compute()
+    accuracy = float(np.mean(predicted == y[n_train:].compute()))
+    shutil.rmtree(predictions, ignore_errors=True)
+    return with_peak_rss(
+        {
+            "fit_seconds": fit_seconds,
+            "predict_seconds": predict_seconds,
+            "accuracy": accuracy,
+            "scaler": scaler,
+            "sgd": sgd,
+            "baseline_rss_mb": baseline,
+        }
+    )
+
+
+def reference_pipeline(settings: Settings) -> list[Row]:
+    """StandardScaler + SGDClassifier from zarr, predictions back to zarr.
+
+    Each run is a fresh process, so its peak memory is its own; in quick
+    mode the libraries take turns three times and the median is reported.
+    The plain loop does the same work by hand, serially.
+    """
+    sizes = settings.pick(
+        [(2_000_000, 250_000, True)],
+        [(20_000_000, 500_000, True), (100_000_000, 500_000, False)],
+    )  # (rows, chunk rows, run the plain loop and dask-ml too)
+    rows = []
+    for n_rows, chunk, compare in sizes:
+        folder = zarr_dataset(settings, n_rows, chunk)
+        n_train = n_rows - max(1, n_rows // 100)  # the last 1% held out
+        libraries = ["ours"]
+        if compare:
+            libraries.append("plain")
+            if dask_ml_wrappers() is not None:
+                libraries.append("dask_ml")
+        repeats = settings.pick(3, 1)
+        times = f", median of {repeats}" if repeats > 1 else ""
+        get = _fresh_runs(
+            pipeline_job,
+            libraries,
+            str(folder),
+            n_train,
+            settings.seed,
+            repeats=repeats,
+        )
+        check = _failures(get)
+        if "sgd" in get["plain"] and "sgd" in get["ours"]:
+            exact = same_state(
+                get["ours"]["scaler"], get["plain"]["scaler"], ("mean_", "var_")
+            ) and same_state(get["ours"]["sgd"], get["plain"]["sgd"])
+            check += (
+                "ours == plain bit for bit (scaler and SGD)"
+                if exact
+                else "ours != plain: NOT EXACT"
+            )
+        size = _size(n_rows, -(-n_rows // chunk))
+        case = "reference pipeline"
+        for measure, key, unit in [
+            (f"fit (2 passes){times}", "fit_seconds", "s"),
+            (f"predict, zarr to zarr{times}", "predict_seconds", "s"),
+            ("accuracy, last 1% held out", "accuracy", ""),
+            ("peak RSS of the process", "peak_rss_mb", "MB"),
+        ]:
+            note = check if key == "fit_seconds" else ""
+            if key == "peak_rss_mb":
+                note = "after imports: " + ", ".join(
+                    f"{lib} {get[lib]['baseline_rss_mb']:.0f} MB"
+                    for lib in libraries
+                    if "baseline_rss_mb" in get[lib]
+                )
+            rows.append(
+                Row(
+                    case,
+                    size,
+                    measure,
+                    get["ours"].get(key),
+                    get["plain"].get(key),
+                    get["dask_ml"].get(key),
+                    unit=unit,
+                    check=note,
+                )
+            )
+    return rows
+
+
+# -- 4. predicting and scoring many small blocks --------------------------------
+def predict_score_small_blocks(settings: Settings) -> list[Row]:
+    """predict and score on 1,000 in-memory blocks of 200 rows.
+
+    All three use the same fitted model (ours and dask-ml fitted block by
+    block, the plain loop's by hand), so predictions and scores must agree.
+    """
+    n_blocks, repeats = 1_000, settings.pick(3, 7)
+    Xn, yn = synthetic(n_blocks * 200, settings.seed)
+    X, y = da.from_array(Xn, chunks=(200, 20)), da.from_array(yn, chunks=200)
+    blocks = numpy_blocks(Xn, yn, 200)
+    plain_model, _ = plain_fit(_sgd(), blocks, classes=CLASSES)
+    ours = _ours(_sgd()).fit(X, y, classes=CLASSES)
+    models = {"ours": ours, "plain": plain_model}
+    if dask_ml_wrappers() is not None:
+        models["dask_ml"] = _dask_ml(_sgd()).fit(X, y, classes=CLASSES)
+
+    def plain_predict() -> np.ndarray:
+        return np.concatenate([plain_model.predict(Xb) for Xb, _ in blocks])
+
+    def plain_score() -> float:
+        hits = sum(int((plain_model.predict(Xb) == yb).sum()) for Xb, yb in blocks)
+        return hits / len(yn)
+
+    predict = {
+        name: (lambda m=model: m.predict(X).compute())
+        for name, model in models.items()
+        if name != "plain"
+    }
+    predict["plain"] = plain_predict
+    score = {
+        name: (lambda m=model: m.score(X, y))
+        for name, model in models.items()
+        if name != "plain"
+    }
+    score["plain"] = plain_score
+    tp, ts = median_times(predict, repeats), median_times(score, repeats)
+
+    same_predictions = all(
+        np.array_equal(tp[name].result, tp["plain"].result) for name in tp
+    )
+    same_scores = len({ts[name].result for name in ts}) == 1
+    size = f"{n_blocks:,} blocks x 200 rows, in memory"
+    case = "predict / score, small blocks"
+
+    def med(t: dict, name: str) -> float | None:
+        return t[name].median if name in t else None
+
+    return [
+        Row(
+            case,
+            size,
+            f"predict, computed, median of {repeats}",
+            med(tp, "ours"),
+            med(tp, "plain"),
+            med(tp, "dask_ml"),
+            check=exactness(ours, plain_model)
+            + ("; same predictions" if same_predictions else "; PREDICTIONS DIFFER"),
+        ),
+        Row(
+            case,
+            size,
+            f"score (accuracy), median of {repeats}",
+            med(ts, "ours"),
+            med(ts, "plain"),
+            med(ts, "dask_ml"),
+            check=f"accuracy {ts['ours'].result:.4f}"
+            + ("; same in all three" if same_scores else "; SCORES DIFFER"),
+        ),
+    ]
+
+
+# -- 5. memory against data size ------------------------------------------------
+def fit_job(library: str, folder: str, seed: int) -> dict:
+    """Fit SGDClassifier on a whole zarr dataset with one library (fresh process)."""
+    silence_dask_ml()
+    folder = Path(folder)
+    X, y = load_dataset(folder)
+    baseline = rss_mb()
+    if library == "plain":
+        model, _ = plain_fit(_sgd(seed), zarr_row_blocks(folder), classes=CLASSES)
+    else:
+        wrap = _ours if library == "ours" else _dask_ml
+        model = wrap(_sgd(seed)).fit(X, y, classes=CLASSES)
+    return with_peak_rss({"model": model, "baseline_rss_mb": baseline})
+
+
+def memory_scaling(settings: Settings) -> list[Row]:
+    """Peak RSS of a fit from zarr at 1x, 4x and 16x the rows, same blocks.
+
+    Each fit runs in a fresh process. Flat is the goal: memory bounded by a
+    few blocks, not by the data.
+    """
+    base, chunk = settings.pick((1_000_000, 100_000), (2_000_000, 250_000))
+    libraries = ["ours", "plain"]
+    if dask_ml_wrappers() is not None:
+        libraries.append("dask_ml")
+    rows = []
+    for factor in (1, 4, 16):
+        n_rows = base * factor
+        folder = zarr_dataset(settings, n_rows, chunk)
+        get = _fresh_runs(fit_job, libraries, str(folder), settings.seed)
+        rows.append(
+            Row(
+                "peak RSS vs data size",
+                f"{factor}x: " + _size(n_rows, -(-n_rows // chunk)),
+                "peak RSS of fit (fresh process)",
+                get["ours"].get("peak_rss_mb"),
+                get["plain"].get("peak_rss_mb"),
+                get["dask_ml"].get("peak_rss_mb"),
+                unit="MB",
+                check=_failures(get)
+                + (
+                    exactness(get["ours"]["model"], get["plain"]["model"])
+                    + f"; after imports {get['ours']['baseline_rss_mb']:.0f} MB"
+                    if "model" in get["ours"] and "model" in get["plain"]
+                    else ""
+                ),
+            )
+        )
+    return rows
+
+
+# -- 6. a dask.distributed cluster ------------------------------------------------
+def distributed_fit(settings: Settings) -> list[Row]:
+    """The same fit on the local scheduler and on a 2-worker LocalCluster.
+
+    The model must come out the same, bit for bit, whatever the scheduler.
+    """
+    from distributed import Client, LocalCluster
+
+    n_rows, chunk = settings.pick((2_500_000, 250_000), (10_000_000, 500_000))
+    repeats = 3
+    folder = zarr_dataset(settings, n_rows, chunk)
+    X, y = load_dataset(folder)
+    with_dask_ml = dask_ml_wrappers() is not None
+
+    local = median_times(
+        _fit_runs(X, y, lambda: zarr_row_blocks(folder), with_dask_ml), repeats
+    )
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # Workers closing at the end log harmless heartbeat errors.
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster),
+    ):
+        # The plain loop uses no scheduler, so it is timed once, above.
+        cluster_t = median_times(_fit_runs(X, y, None, with_dask_ml), repeats)
+    cluster_t["plain"] = local["plain"]
+
+    plain_model = local["plain"].result[0]
+    size = _size(n_rows, X.numblocks[0])
+    case = "dask.distributed"
+    rows = []
+    for label, t in [
+        ("fit, local threaded scheduler", local),
+        ("fit, LocalCluster 2 workers x 1 thread", cluster_t),
+    ]:
+        rows.append(
+            Row(
+                case,
+                size,
+                f"{label}, median of {repeats}",
+                t["ours"].median,
+                t["plain"].median,
+                t["dask_ml"].median if with_dask_ml else None,
+                check=exactness(t["ours"].result, plain_model),
+            )
+        )
+    return rows
+
+
+CASES = {
+    "overhead": per_block_overhead,
+    "out-of-core": out_of_core_fit,
+    "pipeline": reference_pipeline,
+    "predict": predict_score_small_blocks,
+    "memory": memory_scaling,
+    "distributed": distributed_fit,
+}
