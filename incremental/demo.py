@@ -44,7 +44,7 @@ import numpy as np
 from dask.diagnostics import ProgressBar
 
 N_FEATURES = 20
-# About 40 s on 2 cores, and already 4 times the peak memory of the run.
+# About 30 s on 2 cores, and already 3.5 times the peak memory of the run.
 DEFAULT_ROWS = 20_000_000
 DEFAULT_CHUNK_ROWS = 500_000
 # Share of the rows, taken from the end, that is held out to measure accuracy.
