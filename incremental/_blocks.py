@@ -26,8 +26,6 @@ import numpy as np
 import scipy.sparse as sp
 from dask.base import is_dask_collection
 from dask.core import flatten
-from dask.delayed import Delayed
-from dask.highlevelgraph import HighLevelGraph
 
 # Fit parameters that are never per-sample, whatever their length.
 NEVER_PER_SAMPLE = frozenset({"classes", "partial_fit_params"})
@@ -202,24 +200,6 @@ class Blocks:
             get = dask.base.get_scheduler() or dask.threaded.get
         return list(get(cull_present(graph, keys), keys))
 
-    def to_delayed(self) -> list[dict[str, Any]]:
-        """Each block as a dict of ``Delayed`` objects (or in-memory values).
-
-        All of them share one graph layer, so computing many of them together
-        does not copy the graph once per block.
-        """
-        layer = "incremental-blocks-" + dask.base.tokenize(id(self.graph))
-        hlg = HighLevelGraph({layer: self.graph}, {layer: set()})
-        return [
-            {
-                name: Delayed(ref.key, hlg, layer=layer)
-                if isinstance(ref, _Key)
-                else ref
-                for name, ref in part.items()
-            }
-            for part in self.parts
-        ]
-
 
 def _call_with_parts(func: Callable, n_args: int, names: tuple, *values: Any) -> Any:
     return func(*values[:n_args], **dict(zip(names, values[n_args:])))
@@ -376,11 +356,16 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
     return Blocks(tuple(inputs), parts, graph, offsets)
 
 
-def check_block_rows(block: dict[str, Any], where: str) -> None:
-    """Raise if the parts of one block do not have the same number of rows."""
+def check_block_rows(block: dict[str, Any], where: str | Callable[[], str]) -> None:
+    """Raise if the parts of one block do not have the same number of rows.
+
+    ``where`` names the block; a callable is only called to raise, which keeps
+    the per-block check free of string formatting.
+    """
     n = num_rows(block["X"])
     for name, value in block.items():
         if name != "X" and num_rows(value) != n:
+            where = where() if callable(where) else where
             raise ValueError(
                 f"{where}: X has {n} rows but {name} has {num_rows(value)}; "
                 f"X and {name} must have one entry per row"
@@ -456,11 +441,6 @@ def cut_batch(batch: Batch, computed: dict[int, dict[str, Any]]) -> dict[str, An
         )
         for name in names
     }
-
-
-def batch_keys(blocks: Blocks, batch: Batch) -> dict[int, dict[str, Any]]:
-    """For each block of a batch, its parts as graph keys (``_Key``) or values."""
-    return {b: blocks.parts[b] for b, _ in batch}
 
 
 def assemble_batches(

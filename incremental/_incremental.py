@@ -93,9 +93,7 @@ class _Checkpoint:
         self.fit_seconds = 0.0
 
 
-def _fit_checked(
-    model: Any, block: dict[str, Any], constant: dict[str, Any], blocks
-) -> None:
+def _fit_checked(model: Any, block: dict[str, Any], constant: dict[str, Any]) -> None:
     """``_partial_fit`` after checking the block's parts have equal row counts."""
     check_block_rows(block, "a block")
     _partial_fit(model, block, constant)
@@ -107,10 +105,6 @@ def _partial_fit(model: Any, block: dict[str, Any], constant: dict[str, Any]) ->
         model.partial_fit(block["X"], block["y"], **params, **constant)
     else:
         model.partial_fit(block["X"], **params, **constant)
-
-
-def _unique(values: Any) -> np.ndarray:
-    return np.unique(np.asarray(values))
 
 
 def find_classes(y: Any, estimator: Any) -> Any:
@@ -683,7 +677,9 @@ class Incremental(ParallelPostFit):
                     rows = num_rows(batch["X"])
                     if rows == 0:
                         continue  # empty partitions carry nothing to learn
-                    check_block_rows(batch, context.describe(batches[position]))
+                    check_block_rows(
+                        batch, partial(context.describe, batches[position])
+                    )
                     checkpoint.maybe_save(model, position)
                     start = time.perf_counter()
                     try:
@@ -723,9 +719,7 @@ class Incremental(ParallelPostFit):
                 seen[0] += rows
                 progress.batch_done(rows)
 
-        fit_one = partial(
-            _fit_checked, constant=context.constant, blocks=context.blocks
-        )
+        fit_one = partial(_fit_checked, constant=context.constant)
         where = f"in epoch {epoch + 1} of at most {self.max_epochs}"
         with interrupts_between_blocks() as interrupted:
             try:
