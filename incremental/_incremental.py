@@ -50,7 +50,7 @@ logger = logging.getLogger("incremental")
 _PREFETCH_BYTES = 256 * 2**20
 _PREFETCH_RANGE = (2, 64)
 # Fraction of the fitting time that copies for undoing a failed block may take.
-_CHECKPOINT_BUDGET = 0.01
+_CHECKPOINT_BUDGET = 0.005
 
 
 def _note(error: BaseException, text: str) -> None:

@@ -53,8 +53,9 @@ class BlockStream:
         Block indices in the order they are delivered.
     prefetch : int
         At most this many computed blocks wait for the consumer. The producer
-        additionally holds at most one group while handing it over, so no more
-        than ``prefetch + group + 1`` blocks are in memory at once.
+        additionally holds at most one group while handing it over, and the
+        consumer at most one group, so no more than ``prefetch + 2 * group``
+        blocks are in memory at once.
     group : int
         Blocks computed per scheduler call (``1 <= group <= prefetch``).
     overlap : bool or "auto", default="auto"
@@ -76,6 +77,10 @@ class BlockStream:
     OVERLAP_WORTH = 0.10
     # Groups computed inline before "auto" decides; the first carries warm-up.
     _MEASURED_GROUPS = 2
+    # A group this slow to compute is large data: the thread's cost through
+    # the GIL (a few microseconds of Python per block) is negligible beside
+    # it, so "auto" overlaps from the first group on without measuring.
+    SLOW_GROUP_SECONDS = 0.02
 
     def __init__(
         self,
@@ -154,7 +159,19 @@ class BlockStream:
                 items.extend(self._blocks_of(indices))
             except BlockComputeError as error:
                 failure = error  # raised after the good blocks before it
-            computing += time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            computing += seconds
+            if (
+                self.overlap == "auto"
+                and done == 0
+                and failure is None
+                and seconds >= self.SLOW_GROUP_SECONDS
+                and len(groups) > 1
+            ):
+                # Large blocks: the rest is computed while the first group
+                # is being consumed.
+                yield from self._overlapped(groups[1:], first=items)
+                return
             for item in items:
                 started = time.perf_counter()
                 yield item
@@ -163,7 +180,8 @@ class BlockStream:
                 raise failure
             del items
 
-    def _overlapped(self, groups) -> Iterator[tuple[int, Any]]:
+    def _overlapped(self, groups, first: Sequence = ()) -> Iterator[tuple[int, Any]]:
+        """Deliver ``first`` (already computed), then ``groups`` from the thread."""
         self.overlapped = True
         out: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
@@ -175,6 +193,9 @@ class BlockStream:
         )
         producer.start()
         try:
+            first = list(first)
+            while first:
+                yield first.pop(0)
             while True:
                 item = out.get()
                 if item is _End:

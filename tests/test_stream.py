@@ -110,3 +110,33 @@ def test_auto_overlaps_when_computing_is_slow_next_to_consuming():
     for _ in cheap:
         time.sleep(0.005)  # a consumer far slower than computing
     assert not cheap.overlapped
+
+
+def test_auto_overlaps_from_the_first_group_when_blocks_are_large():
+    # A group slower than SLOW_GROUP_SECONDS is large data: the rest is
+    # computed while the consumer works on the first group, within the bound.
+    events = []
+    lock = threading.Lock()
+
+    def compute(indices):
+        time.sleep(BlockStream.SLOW_GROUP_SECONDS * 1.5)
+        with lock:
+            events.append(("computed", list(indices)))
+        return list(indices)
+
+    prefetch, group = 2, 2
+    stream = BlockStream(compute, range(12), prefetch=prefetch, group=group)
+    consumed = []
+    for index, _ in stream:
+        if index == 0:
+            time.sleep(BlockStream.SLOW_GROUP_SECONDS * 4)  # a slow first block
+        with lock:
+            consumed.append(index)
+            computed = sum(len(ix) for kind, ix in events if kind == "computed")
+            ahead = computed - len(consumed)
+            assert ahead <= prefetch + 2 * group
+            events.append(("consumed", index))
+    assert consumed == list(range(12))
+    assert stream.overlapped
+    # the second group was computed before the first block was consumed
+    assert events.index(("computed", [2, 3])) < events.index(("consumed", 0))
