@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from ._common import Row, Settings, is_number, silence_dask_ml
+from ._common import Row, Settings, is_number, prepare_job
 from .cases import CASES
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(CASES))
     if unknown:
         parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
-    silence_dask_ml()
+    prepare_job()
 
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="incremental-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,10 @@ logger = logging.getLogger("incremental")
 # Prefetch, when "auto", keeps about this many bytes of blocks ready.
 _PREFETCH_BYTES = 256 * 2**20
 _PREFETCH_RANGE = (2, 64)
+# Blocks computed in one scheduler call share its fixed cost, but the first
+# partial_fit waits for the whole first group, and the call's threads compete
+# with partial_fit for the cores: groups stop at about this many bytes.
+_GROUP_BYTES = 16 * 2**20
 # Fraction of the fitting time that copies for undoing a failed block may take.
 _CHECKPOINT_BUDGET = 0.005
 
@@ -326,7 +330,10 @@ class Incremental(ParallelPostFit):
         See :class:`ParallelPostFit`.
     prefetch : int or "auto", default="auto"
         At most this many computed blocks wait for ``partial_fit``; "auto"
-        keeps about 256 MiB of blocks ready (between 2 and 64 blocks).
+        keeps about 256 MiB of blocks ready (between 2 and 64 blocks). Up to
+        half of them are computed per scheduler call, which spreads its
+        fixed cost over small blocks; large blocks (over 8 MiB) are computed
+        one per call, so the first ``partial_fit`` starts early.
     batch_size : int, optional
         Re-cut the stream into batches of this many rows, whatever the
         storage chunks: large blocks are split and small ones joined, in
@@ -643,18 +650,24 @@ class Incremental(ParallelPostFit):
         return train, lambda model: score_blocks(model, metric, blocks, held_out)
 
     def _prefetch_and_group(self, X: Any, n_blocks: int) -> tuple[int, int]:
+        """Blocks to compute ahead, and blocks per scheduler call."""
+        block_bytes = math.nan
+        if is_dask_array(X):
+            block_bytes = X.nbytes / max(n_blocks, 1)
+            if self.batch_size is not None and X.shape[0] > 0:
+                block_bytes = min(block_bytes, X.nbytes / X.shape[0] * self.batch_size)
+        known = math.isfinite(block_bytes) and block_bytes > 0
         if self.prefetch != "auto":
             prefetch = int(self.prefetch)
+        elif known:
+            low, high = _PREFETCH_RANGE
+            prefetch = int(min(max(_PREFETCH_BYTES // block_bytes, low), high))
         else:
-            block_bytes = X.nbytes / max(n_blocks, 1) if is_dask_array(X) else math.nan
-            if self.batch_size is not None and is_dask_array(X) and X.shape[0] > 0:
-                block_bytes = min(block_bytes, X.nbytes / X.shape[0] * self.batch_size)
-            if math.isfinite(block_bytes) and block_bytes > 0:
-                low, high = _PREFETCH_RANGE
-                prefetch = int(min(max(_PREFETCH_BYTES // block_bytes, low), high))
-            else:
-                prefetch = 4
-        return prefetch, max(1, prefetch // 2)
+            prefetch = 4
+        group = prefetch // 2
+        if known:
+            group = min(group, int(_GROUP_BYTES // block_bytes))
+        return prefetch, max(1, group)
 
     def _fit_epoch(self, context: _FitContext, batches, epoch: int, progress) -> int:
         """One pass of ``partial_fit`` over ``batches``; returns the rows seen."""

@@ -379,3 +379,18 @@ def test_dask_array_of_sparse_blocks(data, batch_size):
         ref.partial_fit(sp.csr_matrix(Xn[rows]), yn[rows], classes=[0, 1])
     np.testing.assert_array_equal(model.coef_, ref.coef_)
     np.testing.assert_array_equal(model.predict(X).compute(), ref.predict(Xn))
+
+
+@pytest.mark.parametrize(
+    "rows_per_block, prefetch, expected",
+    [
+        (200, "auto", (64, 32)),  # 32 KB blocks: many per scheduler call
+        (250_000, "auto", (6, 1)),  # 40 MB blocks: one per call, 6 ahead
+        (250_000, 6, (6, 1)),  # a given prefetch keeps large blocks apart
+        (200, 6, (6, 3)),
+    ],
+)
+def test_prefetch_and_group_follow_block_size(rows_per_block, prefetch, expected):
+    X = da.zeros((rows_per_block * 10, 20), chunks=(rows_per_block, 20))
+    model = Incremental(SGDClassifier(), prefetch=prefetch)
+    assert model._prefetch_and_group(X, X.numblocks[0]) == expected
