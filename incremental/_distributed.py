@@ -81,14 +81,17 @@ def fit_on_cluster(
     fit_one: Callable[[Any, dict[str, Any]], None],
     *,
     in_flight: int,
-    on_batch_done: Callable[[int, int], None],
+    on_batch_done: Callable[[int, int, Any], None],
     interrupted: Callable[[], bool],
 ) -> Any:
     """Fit ``batches`` in order on the cluster; return the final model.
 
-    ``on_batch_done(position, rows)`` is called as each fit completes. If a
-    fit fails, ``BatchFitError`` is raised whose ``model`` attribute holds the
-    model after the last batch that succeeded.
+    ``on_batch_done(position, rows, model)`` is called as each fit completes,
+    in order, with the model after it. If a fit fails, ``BatchFitError`` is
+    raised whose ``model`` attribute holds the model after the last batch
+    that succeeded. When ``interrupted()`` turns true, the fits already
+    finished are kept (reported through ``on_batch_done``), the others are
+    cancelled, and ``KeyboardInterrupt`` is raised.
     """
     token = uuid.uuid4().hex[:12]
     ahead: dict[int, dict] = {}
@@ -101,37 +104,47 @@ def fit_on_cluster(
         nonlocal last_good
         position, future = chain.popleft()
         try:
-            last_good, rows = future.result()
+            model, rows = future.result()
         except Exception as error:
             failure = BatchFitError(position, error)
             failure.model = last_good
-            for _, pending in chain:
-                pending.cancel()
+            cancel()
             raise failure from None
-        on_batch_done(position, rows)
+        last_good = model
+        on_batch_done(position, rows, model)
 
-    for position, batch in enumerate(batches):
-        while submitted < min(position + in_flight, len(batches)):
-            ahead[submitted] = _submit_blocks(client, blocks, batches[submitted])
-            submitted += 1
-        computed = ahead.pop(position)
-        current = client.submit(
-            _fit_remote,
-            fit_one,
-            current,
-            batch,
-            computed,
-            key=f"incremental-fit-{token}-{position}",
-        )
-        chain.append((position, current))
-        while len(chain) > in_flight:
-            settle()
-        if interrupted():
-            while chain:
+    def cancel() -> None:
+        client.cancel([future for _, future in chain])
+        chain.clear()
+
+    try:
+        for position, batch in enumerate(batches):
+            while submitted < min(position + in_flight, len(batches)):
+                ahead[submitted] = _submit_blocks(client, blocks, batches[submitted])
+                submitted += 1
+            computed = ahead.pop(position)
+            current = client.submit(
+                _fit_remote,
+                fit_one,
+                current,
+                batch,
+                computed,
+                key=f"incremental-fit-{token}-{position}",
+            )
+            chain.append((position, current))
+            while len(chain) > in_flight:
                 settle()
-            raise KeyboardInterrupt
-    while chain:
-        settle()
+            if interrupted():
+                while chain and chain[0][1].done():
+                    settle()  # finished work is kept
+                raise KeyboardInterrupt
+        while chain:
+            settle()
+    finally:
+        # After an error or Ctrl-C no fit keeps running. The blocks' futures
+        # are only dropped, not cancelled: their keys may be the user's too.
+        cancel()
+        ahead.clear()
     return last_good
 
 

@@ -726,7 +726,10 @@ class Incremental(ParallelPostFit):
         the blocks are and the model travels between workers."""
         seen = [0]
 
-        def done(position: int, rows: int) -> None:
+        def done(position: int, rows: int, model: Any) -> None:
+            # estimator_ and n_blocks_seen_ move together, so whatever stops
+            # the fit (an error, Ctrl-C) leaves them in agreement.
+            self.estimator_ = model
             if rows:
                 self.n_blocks_seen_ += 1
                 seen[0] += rows
@@ -736,7 +739,7 @@ class Incremental(ParallelPostFit):
         where = f"in epoch {epoch + 1} of at most {self.max_epochs}"
         with interrupts_between_blocks() as interrupted:
             try:
-                self.estimator_ = fit_on_cluster(
+                fit_on_cluster(
                     client,
                     context.blocks,
                     batches,
@@ -747,7 +750,6 @@ class Incremental(ParallelPostFit):
                     interrupted=interrupted,
                 )
             except BatchFitError as failure:
-                self.estimator_ = failure.model
                 error = failure.error
                 what = context.describe(batches[failure.position])
                 _note(

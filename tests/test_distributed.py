@@ -1,6 +1,7 @@
 """Fitting on a dask.distributed cluster: same state, runs near the data, survives a lost worker."""
 
 import os
+import signal
 import sys
 
 import cloudpickle
@@ -107,3 +108,65 @@ def _local_scheduler():
     import dask
 
     return dask.config.set(scheduler="threads")
+
+
+class FailsOnThirdCall(SGDClassifier):
+    """Raises on its third partial_fit, before changing anything."""
+
+    def partial_fit(self, X, y, classes=None):
+        calls = getattr(self, "calls_", 0)
+        if calls == 2:
+            raise RuntimeError("bad block")
+        super().partial_fit(X, y, classes=classes)
+        self.calls_ = calls + 1
+        return self
+
+
+class InterruptsOnSecondCall(SGDClassifier):
+    """Sends Ctrl-C to this process during its second partial_fit."""
+
+    def partial_fit(self, X, y, classes=None):
+        super().partial_fit(X, y, classes=classes)
+        self.calls_ = getattr(self, "calls_", 0) + 1
+        if self.calls_ == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self
+
+
+def plain_blocks(X, y, n):
+    model = SGDClassifier(random_state=0)
+    for i in range(n):
+        Xb, yb = X.blocks[i].compute(), y.blocks[i].compute()
+        model.partial_fit(Xb, yb, classes=[0, 1])
+    return model
+
+
+def test_failure_on_cluster_keeps_the_model_before_the_failing_block(client, data):
+    X, y = data
+    model = Incremental(FailsOnThirdCall(random_state=0), shuffle_blocks=False)
+    with pytest.raises(RuntimeError, match="bad block") as info:
+        model.fit(X, y, classes=[0, 1])
+    assert any("block 2" in note for note in info.value.__notes__)
+    assert model.n_blocks_seen_ == 2
+    np.testing.assert_array_equal(model.coef_, plain_blocks(X, y, 2).coef_)
+    # the user can go on from there with the blocks not yet fitted
+    model.estimator_.calls_ = 3  # past the failing call
+    for i in range(2, X.numblocks[0]):
+        model.partial_fit(X.blocks[i], y.blocks[i])
+    np.testing.assert_array_equal(model.coef_, plain_blocks(X, y, X.numblocks[0]).coef_)
+
+
+def test_ctrl_c_on_cluster_keeps_finished_blocks_consistent(client, data):
+    X, y = data
+    model = Incremental(
+        InterruptsOnSecondCall(random_state=0), shuffle_blocks=False, prefetch=2
+    )
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, classes=[0, 1])
+    seen = model.n_blocks_seen_
+    assert 2 <= seen < X.numblocks[0]  # stopped early, the interrupted block done
+    np.testing.assert_array_equal(model.coef_, plain_blocks(X, y, seen).coef_)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not any(
+        key.startswith("incremental-fit") for key in client.who_has()
+    )  # nothing left running or held on the cluster
