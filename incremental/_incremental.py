@@ -39,6 +39,7 @@ from ._blocks import (
     plan_batches,
     whole_rows,
 )
+from ._diagnostics import DaskProgressBars
 from ._distributed import BatchFitError, current_client, fit_on_cluster
 from ._postfit import ParallelPostFit
 from ._scoring import metric_for, score_blocks
@@ -244,14 +245,17 @@ class _Progress:
                 self._tqdm = tqdm
 
     def __enter__(self) -> _Progress:
+        self.dask_bars = DaskProgressBars().__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+        self.dask_bars.__exit__(*exc)
 
     def start_epoch(self, epoch: int, n_batches: int) -> None:
         self.rows, self.started, self.shown = 0, time.perf_counter(), 0.0
+        self.dask_bars.start(n_batches)
         if self._tqdm is not None:
             self.bar = self._tqdm(
                 total=n_batches,
@@ -261,6 +265,7 @@ class _Progress:
             )
 
     def batch_done(self, rows: int) -> None:
+        self.dask_bars.done()
         if self.bar is None:
             return
         self.rows += rows
@@ -272,6 +277,7 @@ class _Progress:
             self.bar.set_postfix_str(f"{rate:,.0f} rows/s", refresh=False)
 
     def end_epoch(self, record: dict[str, Any]) -> None:
+        self.dask_bars.finish()
         rate = record["n_samples"] / max(record["seconds"], 1e-9)
         score = (
             ""

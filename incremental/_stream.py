@@ -205,13 +205,15 @@ class BlockStream:
                 yield item
         finally:
             stop.set()
-            # Drop what was prefetched so its memory is freed now, not when the
-            # producer notices it has been abandoned.
-            while True:
+            # Drop what was prefetched so its memory is freed now, and wait for
+            # the group being computed: nothing of this stream runs on after
+            # it ends (dask swaps its global callbacks during a call).
+            while producer.is_alive():
                 try:
-                    out.get_nowait()
+                    out.get(timeout=_POLL_SECONDS)
                 except queue.Empty:
-                    break
+                    pass
+            producer.join()
 
 
 @contextmanager

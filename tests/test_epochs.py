@@ -8,7 +8,8 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
-from dask.diagnostics import Profiler
+from dask.callbacks import Callback
+from dask.diagnostics import Profiler, ProgressBar
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.utils import check_random_state
 
@@ -204,6 +205,41 @@ def test_dask_profiler_sees_the_block_computations(data):
     keys = {str(r.key) for r in profiler.results}
     assert any("mul" in k for k in keys)
     assert len(profiler.results) >= 6
+
+
+@pytest.mark.parametrize("max_epochs", [1, 3])
+def test_dask_progress_bar_draws_one_bar_per_epoch(data, max_epochs):
+    import io
+
+    _, _, X, y = data
+    out = io.StringIO()
+    model = Incremental(
+        SGDClassifier(random_state=0), prefetch=2, max_epochs=max_epochs
+    )
+    with ProgressBar(out=out), Profiler() as profiler:
+        model.fit(X * 2.0, y, classes=[0, 1])  # a real task per block to profile
+    # one finished bar per epoch, though the blocks took many scheduler calls
+    assert out.getvalue().count("100% Completed") == max_epochs
+    assert len(profiler.results) >= 12 * max_epochs  # still sees every block
+    assert Callback.active == set()  # the bar is put back, then leaves with `with`
+
+
+def test_dask_progress_bar_after_a_failed_fit_is_closed_and_kept(data):
+    import io
+
+    _, _, X, y = data
+    out = io.StringIO()
+    bar = ProgressBar(out=out)
+    bar.register()
+    try:
+        with pytest.raises(ValueError):
+            Incremental(SGDClassifier(random_state=0)).fit(X, y, classes=[5, 6])
+        assert bar._callback in Callback.active  # still registered for the user
+        assert "100% Completed" not in out.getvalue()  # the epoch did not finish
+        X.sum().compute()
+        assert "100% Completed" in out.getvalue()  # and it keeps working
+    finally:
+        bar.unregister()
 
 
 def test_respects_the_configured_scheduler(data):
