@@ -149,8 +149,16 @@ Made by `{command}` on {today}, {mode}, in {seconds / 60:.1f} minutes{busy}.
 - "ours == plain bit for bit": `coef_` and `intercept_` (and the scaler's
   `mean_` and `var_`) are equal to the plain loop's, bit for bit.
 - Data on disk is the demo's (`incremental.demo.write_dataset`), zarr,
-  uncompressed X; it was written just before, so it was read from the
-  operating system's page cache, not from the disk itself.
+  uncompressed X, written before the run; what the operating system's page
+  cache held (up to about 18 GB here) was read from memory, not from disk.
+- The pipeline's "partial_fit calls alone" row is the time spent inside
+  `partial_fit` in the plain loop (the scaler's pass, then the SGD's). Each
+  call needs the model the one before left, so no exact blockwise fit can
+  be faster, however the blocks are read.
+- The reference pipeline and peak RSS rows run each fit in a fresh
+  process, which imports dask.distributed before the clock starts (dask
+  does so on its first compute; importing dask-ml does it at once). The
+  other rows run in the benchmark's process, after earlier cases.
 - Peak RSS figures come from a fresh process per fit (its `VmHWM`; its
   `ru_maxrss` would include the peak of the benchmark process that started
   it) and include the imports (numpy, dask, scikit-learn, zarr).

@@ -159,11 +159,13 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
     get = dask.base.get_scheduler() or dask.threaded.get
     for start in range(0, blocks.n_blocks, _CLASSES_GROUP):
         group = range(start, min(start + _CLASSES_GROUP, blocks.n_blocks))
-        for part in blocks.compute(group, get):
-            if num_rows(part["X"]) == 0:
-                continue
-            labels = uniques(part["X"])
-            found = labels if found is None else list(map(np.union1d, found, labels))
+        parts = [part["X"] for part in blocks.compute(group, get)]
+        parts = [np.asarray(part) for part in parts if num_rows(part)]
+        if not parts:
+            continue
+        # One unique over the group: small blocks cost little each.
+        labels = uniques(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        found = labels if found is None else list(map(np.union1d, found, labels))
     if found is None:
         raise ValueError("cannot find classes in an empty y")
     return found
