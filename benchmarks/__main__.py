@@ -149,8 +149,10 @@ Made by `{command}` on {today}, {mode}, in {seconds / 60:.1f} minutes{busy}.
 - "ours == plain bit for bit": `coef_` and `intercept_` (and the scaler's
   `mean_` and `var_`) are equal to the plain loop's, bit for bit.
 - Data on disk is the demo's (`incremental.demo.write_dataset`), zarr,
-  uncompressed X, written before the run; what the operating system's page
-  cache held (up to about 18 GB here) was read from memory, not from disk.
+  uncompressed X, written before the run. Before the pipeline and peak RSS
+  rows every file of the dataset is read once, so all libraries find the
+  same files in the operating system's page cache (up to about 18 GB here;
+  the 100M-row dataset does not fit whole, so part of it comes from disk).
 - The pipeline's "partial_fit calls alone" row is the time spent inside
   `partial_fit` in the plain loop (the scaler's pass, then the SGD's). Each
   call needs the model the one before left, so no exact blockwise fit can

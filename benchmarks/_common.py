@@ -133,6 +133,20 @@ def zarr_dataset(settings: Settings, rows: int, chunk_rows: int) -> Path:
     return folder
 
 
+def warm_page_cache(folder: Path) -> None:
+    """Read every file of a dataset once, so the libraries timed after it
+    find the same files in the operating system's page cache.
+
+    Without it the first library of a row pays for reading from the disk
+    what earlier cases pushed out of the cache, and the others do not.
+    """
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as file:
+                while file.read(16 * 2**20):
+                    pass
+
+
 def zarr_row_blocks(
     folder: Path, stop: int | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -41,6 +41,7 @@ from ._common import (
     same_state,
     synthetic,
     timed,
+    warm_page_cache,
     with_peak_rss,
     zarr_dataset,
     zarr_row_blocks,
@@ -383,6 +384,7 @@ def reference_pipeline(settings: Settings) -> list[Row]:
                 libraries.append("dask_ml")
         repeats = settings.pick(3, 1)
         times = f", median of {repeats}" if repeats > 1 else ""
+        warm_page_cache(folder)
         get = _fresh_runs(
             pipeline_job,
             libraries,
@@ -556,6 +558,7 @@ def memory_scaling(settings: Settings) -> list[Row]:
     for factor in (1, 4, 16):
         n_rows = base * factor
         folder = zarr_dataset(settings, n_rows, chunk)
+        warm_page_cache(folder)
         get = _fresh_runs(fit_job, libraries, str(folder), settings.seed)
         rows.append(
             Row(

@@ -139,9 +139,11 @@ def find_classes(y: Any, estimator: Any) -> Any:
     return np.arange(y.shape[1])
 
 
-# Blocks of y computed per scheduler call when looking for classes: y is
-# small, so large groups make the pass cost little more than reading it.
+# Blocks of y computed per scheduler call when looking for classes: small
+# blocks of y go many to a call and share one np.unique, so the pass costs
+# little more than reading y; large ones go a few at a time (memory).
 _CLASSES_GROUP = 256
+_CLASSES_GROUP_BYTES = 32 * 2**20
 
 
 def _labels_per_column(y: Any) -> list[np.ndarray]:
@@ -157,8 +159,12 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
     blocks = make_blocks(y)
     found: list[np.ndarray] | None = None
     get = dask.base.get_scheduler() or dask.threaded.get
-    for start in range(0, blocks.n_blocks, _CLASSES_GROUP):
-        group = range(start, min(start + _CLASSES_GROUP, blocks.n_blocks))
+    block_bytes = y.nbytes / max(blocks.n_blocks, 1)
+    step = _CLASSES_GROUP
+    if math.isfinite(block_bytes) and block_bytes > 0:
+        step = int(min(max(_CLASSES_GROUP_BYTES // block_bytes, 1), step))
+    for start in range(0, blocks.n_blocks, step):
+        group = range(start, min(start + step, blocks.n_blocks))
         parts = [part["X"] for part in blocks.compute(group, get)]
         parts = [np.asarray(part) for part in parts if num_rows(part)]
         if not parts:

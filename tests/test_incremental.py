@@ -394,3 +394,20 @@ def test_prefetch_and_group_follow_block_size(rows_per_block, prefetch, expected
     X = da.zeros((rows_per_block * 10, 20), chunks=(rows_per_block, 20))
     model = Incremental(SGDClassifier(), prefetch=prefetch)
     assert model._prefetch_and_group(X, X.numblocks[0]) == expected
+
+
+def test_finding_classes_holds_a_bounded_part_of_y(monkeypatch):
+    import incremental._incremental as module
+
+    y = da.from_array(np.repeat(np.arange(10), 100), chunks=100)  # 800 B blocks
+    monkeypatch.setattr(module, "_CLASSES_GROUP_BYTES", 2_000)
+    calls = []
+
+    def counting_get(dsk, keys, **kwargs):
+        calls.append(len(keys))
+        return dask.get(dsk, keys, **kwargs)
+
+    with dask.config.set(scheduler=counting_get):
+        classes = module.find_classes(y, SGDClassifier())
+    np.testing.assert_array_equal(classes, np.arange(10))
+    assert calls == [2] * 5  # two blocks of y (1,600 B) per call, never more
