@@ -239,16 +239,15 @@ def _optimized_graph(collections: list[Any]) -> tuple[dict, list[list[Hashable]]
         return graph, [list(flatten(c.__dask_keys__())) for c in optimized]
     # Lowered completely, as dask.compute does, so that expressions such as a
     # DataFrame repartition become tasks.
-    expr = collections_to_expr(collections, optimize_graph=False).lower_completely()
-    graph = dict(expr.__dask_graph__())
-    keys = [list(flatten(k)) for k in expr.__dask_keys__()]
-    if all(map(is_dask_array, collections)) and len(graph) == len(
-        {key for block_keys in keys for key in block_keys}
-    ):
-        # One task per block and nothing else (arrays made by from_array or
-        # from_zarr): nothing to cull or fuse, and optimising would cost
-        # about 15 us per task for the same graph.
-        return graph, keys
+    if all(map(is_dask_array, collections)):
+        expr = collections_to_expr(collections, optimize_graph=False).lower_completely()
+        graph = dict(expr.__dask_graph__())
+        keys = [list(flatten(k)) for k in expr.__dask_keys__()]
+        if len(graph) == len({key for block_keys in keys for key in block_keys}):
+            # One task per block and nothing else (arrays made by from_array
+            # or from_zarr): nothing to cull or fuse, and optimising would
+            # cost about 15 us per task for the same graph.
+            return graph, keys
     expr = collections_to_expr(collections, optimize_graph=True).lower_completely()
     graph = dict(expr.__dask_graph__())
     return graph, [list(flatten(k)) for k in expr.__dask_keys__()]

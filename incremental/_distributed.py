@@ -108,14 +108,9 @@ def fit_on_cluster(
         except Exception as error:
             failure = BatchFitError(position, error)
             failure.model = last_good
-            cancel()
             raise failure from None
         last_good = model
         on_batch_done(position, rows, model)
-
-    def cancel() -> None:
-        client.cancel([future for _, future in chain])
-        chain.clear()
 
     try:
         for position, batch in enumerate(batches):
@@ -143,7 +138,8 @@ def fit_on_cluster(
     finally:
         # After an error or Ctrl-C no fit keeps running. The blocks' futures
         # are only dropped, not cancelled: their keys may be the user's too.
-        cancel()
+        client.cancel([future for _, future in chain])
+        chain.clear()
         ahead.clear()
     return last_good
 

@@ -58,6 +58,14 @@ _GROUP_BYTES = 16 * 2**20
 _CHECKPOINT_BUDGET = 0.005
 
 
+def _blocks_within(budget: int, block_bytes: float, low: int, high: int) -> int:
+    """How many blocks of ``block_bytes`` fit in ``budget`` bytes, kept within
+    ``[low, high]``; ``high`` when the block size is unknown."""
+    if not (math.isfinite(block_bytes) and block_bytes > 0):
+        return high
+    return int(min(max(budget // block_bytes, low), high))
+
+
 def _note(error: BaseException, text: str) -> None:
     """Add a line to the message of ``error`` (shown under its traceback)."""
     error.add_note(text)
@@ -160,9 +168,7 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
     found: list[np.ndarray] | None = None
     get = dask.base.get_scheduler() or dask.threaded.get
     block_bytes = y.nbytes / max(blocks.n_blocks, 1)
-    step = _CLASSES_GROUP
-    if math.isfinite(block_bytes) and block_bytes > 0:
-        step = int(min(max(_CLASSES_GROUP_BYTES // block_bytes, 1), step))
+    step = _blocks_within(_CLASSES_GROUP_BYTES, block_bytes, 1, _CLASSES_GROUP)
     for start in range(0, blocks.n_blocks, step):
         group = range(start, min(start + step, blocks.n_blocks))
         parts = [part["X"] for part in blocks.compute(group, get)]
@@ -670,18 +676,16 @@ class Incremental(ParallelPostFit):
             block_bytes = X.nbytes / max(n_blocks, 1)
             if self.batch_size is not None and X.shape[0] > 0:
                 block_bytes = min(block_bytes, X.nbytes / X.shape[0] * self.batch_size)
-        known = math.isfinite(block_bytes) and block_bytes > 0
+        if not block_bytes > 0:
+            block_bytes = math.nan  # empty X: the size says nothing
         if self.prefetch != "auto":
             prefetch = int(self.prefetch)
-        elif known:
-            low, high = _PREFETCH_RANGE
-            prefetch = int(min(max(_PREFETCH_BYTES // block_bytes, low), high))
+        elif math.isfinite(block_bytes):
+            prefetch = _blocks_within(_PREFETCH_BYTES, block_bytes, *_PREFETCH_RANGE)
         else:
             prefetch = 4
-        group = prefetch // 2
-        if known:
-            group = min(group, int(_GROUP_BYTES // block_bytes))
-        return prefetch, max(1, group)
+        half = max(1, prefetch // 2)
+        return prefetch, _blocks_within(_GROUP_BYTES, block_bytes, 1, half)
 
     def _fit_epoch(self, context: _FitContext, batches, epoch: int, progress) -> int:
         """One pass of ``partial_fit`` over ``batches``; returns the rows seen."""

@@ -180,8 +180,14 @@ class BlockStream:
                 raise failure
             del items
 
-    def _overlapped(self, groups, first: Sequence = ()) -> Iterator[tuple[int, Any]]:
-        """Deliver ``first`` (already computed), then ``groups`` from the thread."""
+    def _overlapped(
+        self, groups, first: list | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        """Deliver ``first`` (already computed), then ``groups`` from the thread.
+
+        ``first`` is emptied as it is delivered, so the caller's list does not
+        keep its blocks alive for the rest of the stream.
+        """
         self.overlapped = True
         out: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
@@ -193,7 +199,6 @@ class BlockStream:
         )
         producer.start()
         try:
-            first = list(first)
             while first:
                 yield first.pop(0)
             while True:

@@ -138,3 +138,27 @@ def test_auto_overlaps_from_the_first_group_when_blocks_are_large():
     assert stream.overlapped
     # the second group was computed before the first block was consumed
     assert events.index(("computed", [2, 3])) < events.index(("consumed", 0))
+
+
+def test_first_group_is_released_once_consumed_when_overlapping_early():
+    import gc
+    import weakref
+
+    class Block:
+        pass
+
+    refs = {}
+
+    def compute(indices):
+        time.sleep(BlockStream.SLOW_GROUP_SECONDS * 1.5)  # large blocks
+        blocks = [Block() for _ in indices]
+        refs.update({i: weakref.ref(b) for i, b in zip(indices, blocks)})
+        return blocks
+
+    stream = BlockStream(compute, range(6), prefetch=2, group=2)
+    for index, block in stream:
+        del block
+        if index == 2:
+            gc.collect()
+            assert refs[0]() is None and refs[1]() is None
+    assert stream.overlapped
