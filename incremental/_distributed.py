@@ -89,9 +89,10 @@ def fit_on_cluster(
     ``on_batch_done(position, rows, model)`` is called as each fit completes,
     in order, with the model after it. If a fit fails, ``BatchFitError`` is
     raised whose ``model`` attribute holds the model after the last batch
-    that succeeded. When ``interrupted()`` turns true, the fits already
-    finished are kept (reported through ``on_batch_done``), the others are
-    cancelled, and ``KeyboardInterrupt`` is raised.
+    that succeeded. When ``interrupted()`` turns true, the fit under way
+    finishes, it and the fits already finished are kept (reported through
+    ``on_batch_done``), the others are cancelled, and ``KeyboardInterrupt``
+    is raised.
     """
     token = uuid.uuid4().hex[:12]
     ahead: dict[int, dict] = {}
@@ -130,8 +131,13 @@ def fit_on_cluster(
             while len(chain) > in_flight:
                 settle()
             if interrupted():
+                # As in a local fit, the block under way is finished: the
+                # oldest fit not yet settled is running or about to (each
+                # waits for the one before). Later fits are kept if done.
+                if chain:
+                    settle()
                 while chain and chain[0][1].done():
-                    settle()  # finished work is kept
+                    settle()
                 raise KeyboardInterrupt
         while chain:
             settle()
