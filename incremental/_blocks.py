@@ -27,6 +27,11 @@ import scipy.sparse as sp
 from dask.base import is_dask_collection
 from dask.core import flatten
 
+try:
+    from dask._task_spec import DataNode, GraphNode
+except ImportError:  # pragma: no cover - dask before its task spec: raw values
+    DataNode = GraphNode = ()
+
 # Fit parameters that are never per-sample, whatever their length.
 NEVER_PER_SAMPLE = frozenset({"classes", "partial_fit_params"})
 
@@ -152,11 +157,18 @@ class Blocks:
             )
         )
         values: dict = {}
-        if keys:
+        to_compute = []
+        for key in keys:
+            data = data_in_graph(self.graph.get(key))
+            if data is None:
+                to_compute.append(key)
+            else:
+                values[key] = data
+        if to_compute:
             if get is None:
                 get = dask.base.get_scheduler() or dask.threaded.get
-            subgraph = cull_present(self.graph, keys)
-            values = dict(zip(keys, get(subgraph, keys)))
+            subgraph = cull_present(self.graph, to_compute)
+            values.update(zip(to_compute, get(subgraph, to_compute)))
         return [
             {
                 name: values[ref.key] if isinstance(ref, _Key) else ref
@@ -199,6 +211,24 @@ class Blocks:
         if get is None:
             get = dask.base.get_scheduler() or dask.threaded.get
         return list(get(cull_present(graph, keys), keys))
+
+
+def data_in_graph(entry: Any) -> Any:
+    """The block a graph entry holds as data, or None if it must be computed.
+
+    ``da.from_array`` on a NumPy array puts the blocks themselves in the
+    graph. A scheduler call would only hand them back, for about 10 us per
+    block (most of what a fit on small in-memory blocks costs beyond the
+    plain loop), and no task would run for dask's diagnostics to see. Only
+    arrays and frames count as data: anything else may be a task or a key.
+    """
+    if isinstance(entry, DataNode):
+        entry = entry.value
+    elif isinstance(entry, GraphNode):
+        return None
+    if hasattr(entry, "shape") and hasattr(entry, "ndim"):
+        return entry
+    return None
 
 
 def _call_with_parts(func: Callable, n_args: int, names: tuple, *values: Any) -> Any:

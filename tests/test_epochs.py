@@ -251,5 +251,29 @@ def test_respects_the_configured_scheduler(data):
         return dask.get(dsk, keys, **kwargs)
 
     with dask.config.set(scheduler=counting_get):
-        Incremental(SGDClassifier(random_state=0), prefetch=2).fit(X, y)
+        Incremental(SGDClassifier(random_state=0), prefetch=2).fit(X * 2.0, y + 0)
     assert sum(calls) >= 12  # X and y of six blocks went through our scheduler
+
+
+def test_blocks_held_in_the_graph_are_not_sent_to_the_scheduler(data):
+    # from_array on NumPy puts the blocks themselves in the graph: a scheduler
+    # call would only hand them back. A computed y still goes through it.
+    Xn, yn, X, y = data
+    sgd = SGDClassifier(random_state=0)
+    calls = []
+
+    def counting_get(dsk, keys, **kwargs):
+        calls.append(len(keys))
+        return dask.get(dsk, keys, **kwargs)
+
+    with dask.config.set(scheduler=counting_get):
+        ours = Incremental(sgd, shuffle_blocks=False).fit(X, y, classes=[0, 1])
+    assert calls == []
+    with dask.config.set(scheduler=counting_get):
+        mixed = Incremental(sgd, shuffle_blocks=False).fit(X, y + 0, classes=[0, 1])
+    assert sum(calls) == X.numblocks[0]  # y's blocks only
+    plain = SGDClassifier(random_state=0)
+    for start in range(0, N, CHUNK):
+        plain.partial_fit(Xn[start : start + CHUNK], yn[start : start + CHUNK], [0, 1])
+    for model in (ours, mixed):
+        np.testing.assert_array_equal(model.estimator_.coef_, plain.coef_)
