@@ -1,3 +1,4 @@
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -127,3 +128,47 @@ def test_per_sample_rules():
     assert not is_per_sample("labels", np.ones(3), 10)
     assert is_per_sample("w", da.ones(10, chunks=5), 10)
     assert is_per_sample("w", np.ones(7), float("nan"))
+
+
+class RecordingArray:
+    """An array-like stored elsewhere (as h5py or netCDF are): records reads."""
+
+    def __init__(self, values):
+        self.values = values
+        self.shape, self.dtype, self.ndim = values.shape, values.dtype, values.ndim
+        self.reads = []
+
+    def __getitem__(self, index):
+        self.reads.append(index)
+        return self.values[index]
+
+
+def _uses_dask_fused_tasks(graph):
+    from dask._task_spec import Task, _execute_subgraph
+
+    return any(
+        isinstance(node, Task) and node.func is _execute_subgraph
+        for node in graph.values()
+    )
+
+
+def test_chains_of_small_tasks_are_not_fused():
+    # A fused chain orders its own small graph on every run (about 100 us a
+    # block); our scheduler calls are a few blocks each, so fusing saves nothing.
+    Xn = np.arange(120.0).reshape(20, 6)
+    blocks = make_blocks(da.from_array(Xn, chunks=5) * 2.0)
+    assert not _uses_dask_fused_tasks(blocks.graph)
+    np.testing.assert_array_equal(blocks.compute([2])[0]["X"], Xn[10:15] * 2.0)
+    with dask.config.set({"optimization.fuse.active": True}):  # the user's choice
+        assert _uses_dask_fused_tasks(
+            make_blocks(da.from_array(Xn, chunks=5) * 2.0).graph
+        )
+
+
+def test_slices_of_stored_data_are_still_merged_into_one_read():
+    stored = RecordingArray(np.arange(120.0).reshape(20, 6))
+    X = da.from_array(stored, chunks=(5, 6))[:, :2]
+    (block,) = make_blocks(X).compute([1])
+    np.testing.assert_array_equal(block["X"], stored.values[5:10, :2])
+    # one read of only the two columns, not of the whole block then sliced
+    assert stored.reads[-1] == (slice(5, 10), slice(0, 2))

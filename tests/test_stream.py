@@ -110,6 +110,20 @@ def test_auto_overlaps_when_computing_is_slow_next_to_consuming():
     assert not cheap.overlapped
 
 
+def test_auto_stays_inline_when_each_block_is_quick_to_compute():
+    # Many cheap blocks: computing is a large share of the time, but it is
+    # the Python of a scheduler call, which a second thread cannot overlap.
+    def busy_compute(indices):
+        deadline = time.perf_counter() + 0.0003 * len(indices)
+        while time.perf_counter() < deadline:
+            pass
+        return list(indices)
+
+    stream = BlockStream(busy_compute, range(400), prefetch=40, group=40)
+    assert [i for i, _ in stream] == list(range(400))
+    assert not stream.overlapped
+
+
 def test_auto_overlaps_from_the_first_group_when_blocks_are_large():
     # A group slower than SLOW_GROUP_SECONDS is large data: the rest is
     # computed while the consumer works on the first group, within the bound.
