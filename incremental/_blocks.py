@@ -217,10 +217,11 @@ def data_in_graph(entry: Any) -> Any:
     """The block a graph entry holds as data, or None if it must be computed.
 
     ``da.from_array`` on a NumPy array puts the blocks themselves in the
-    graph. A scheduler call would only hand them back, for about 10 us per
-    block (most of what a fit on small in-memory blocks costs beyond the
-    plain loop), and no task would run for dask's diagnostics to see. Only
-    arrays and frames count as data: anything else may be a task or a key.
+    graph. A scheduler call would only hand them back, for about 30 us per
+    block of X and y (most of what a fit on small in-memory blocks cost
+    beyond the plain loop), and no task would run for dask's diagnostics to
+    see. Only arrays and frames count as data: anything else may be a task
+    or a key.
     """
     if isinstance(entry, DataNode):
         entry = entry.value
