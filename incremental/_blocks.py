@@ -157,18 +157,9 @@ class Blocks:
             )
         )
         values: dict = {}
-        to_compute = []
-        for key in keys:
-            data = data_in_graph(self.graph.get(key))
-            if data is None:
-                to_compute.append(key)
-            else:
-                values[key] = data
-        if to_compute:
-            if get is None:
-                get = dask.base.get_scheduler() or dask.threaded.get
-            subgraph = cull_present(self.graph, to_compute)
-            values.update(zip(to_compute, get(subgraph, to_compute)))
+        if keys:
+            get = get or default_get()
+            values = dict(zip(keys, get(cull_present(self.graph, keys), keys)))
         return [
             {
                 name: values[ref.key] if isinstance(ref, _Key) else ref
@@ -208,9 +199,13 @@ class Blocks:
             # their values before the call.
             graph[key] = (_call_with_parts, func, len(args), names, *arg_keys, *values)
             keys.append(key)
-        if get is None:
-            get = dask.base.get_scheduler() or dask.threaded.get
+        get = get or default_get()
         return list(get(cull_present(graph, keys), keys))
+
+
+def default_get() -> Callable:
+    """The scheduler ``get`` dask is configured with, else the threaded one."""
+    return dask.base.get_scheduler() or dask.threaded.get
 
 
 def data_in_graph(entry: Any) -> Any:
@@ -415,13 +410,14 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
     graph, keys_per_collection = _optimized_graph(list(lazy.values()))
     keys = dict(zip(lazy, keys_per_collection))
 
-    parts = [
-        {
-            name: (_Key(keys[name][i]) if name in keys else in_memory[name][i])
-            for name in inputs
-        }
-        for i in range(n_blocks)
-    ]
+    def part(name: str, i: int) -> Any:
+        if name not in keys:
+            return in_memory[name][i]
+        # A block held as data in the graph is in memory already.
+        data = data_in_graph(graph.get(keys[name][i]))
+        return _Key(keys[name][i]) if data is None else data
+
+    parts = [{name: part(name, i) for name in inputs} for i in range(n_blocks)]
     chunks = row_chunks(X)
     offsets = (
         tuple(np.concatenate([[0], np.cumsum(chunks)]).astype(int).tolist())

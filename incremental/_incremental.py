@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import dask
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state, get_tags
@@ -30,6 +29,7 @@ from ._blocks import (
     assemble_batches,
     check_block_rows,
     compute_row_chunks,
+    default_get,
     describe_batch,
     is_dask_array,
     is_dask_frame,
@@ -166,7 +166,7 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
         return uniques(y)
     blocks = make_blocks(y)
     found: list[np.ndarray] | None = None
-    get = dask.base.get_scheduler() or dask.threaded.get
+    get = default_get()
     block_bytes = y.nbytes / max(blocks.n_blocks, 1)
     step = _blocks_within(_CLASSES_GROUP_BYTES, block_bytes, 1, _CLASSES_GROUP)
     for start in range(0, blocks.n_blocks, step):
@@ -592,7 +592,7 @@ class Incremental(ParallelPostFit):
         rng = check_random_state(self.random_state)
         train, check_score = self._validation(blocks, rng, validation_data)
         prefetch, group = self._prefetch_and_group(X, blocks.n_blocks)
-        get = dask.base.get_scheduler() or dask.threaded.get
+        get = default_get()
         context = _FitContext(blocks, constant, get, prefetch, group)
 
         best_model, best_score, no_change = None, -np.inf, 0
@@ -718,8 +718,7 @@ class Incremental(ParallelPostFit):
                     except BaseException:
                         self._undo(checkpoint, position, context, batches)
                         raise
-                    seconds = time.perf_counter() - start
-                    checkpoint.fit_seconds += seconds
+                    checkpoint.fit_seconds += time.perf_counter() - start
                     self.n_blocks_seen_ += 1
                     n_samples += rows
                     progress.batch_done(rows)
