@@ -3,8 +3,14 @@
 This module owns input normalisation: which containers are accepted, how ``y``
 and per-sample fit parameters are cut along ``X``'s row blocks, and how the
 blocks are computed from one task graph that is built and optimised once. It
-knows nothing of scikit-learn estimators, nor of the order in which blocks are
-consumed (that is ``_stream``'s job).
+knows nothing of scikit-learn estimators, of which fit parameters are
+per-sample (the plan decides), nor of the order in which blocks are consumed.
+
+Runners use :class:`Blocks` through its methods only: :meth:`Blocks.keys`
+names the graph keys some blocks need, :meth:`Blocks.graph_for` gives the
+tasks that compute them, and :meth:`Blocks.fill` puts computed values (or
+futures) in their place; :meth:`Blocks.compute` does all three in one
+scheduler call.
 
 Why one materialised graph: computing a single block of a dask collection
 through ``collection.blocks[i].compute()`` re-optimises the whole graph each
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -25,15 +31,9 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from dask.base import is_dask_collection
-from dask.core import flatten
+from dask.core import get_dependencies
 
-try:
-    from dask._task_spec import DataNode, GraphNode
-except ImportError:  # pragma: no cover - dask before its task spec: raw values
-    DataNode = GraphNode = ()
-
-# Fit parameters that are never per-sample, whatever their length.
-NEVER_PER_SAMPLE = frozenset({"classes", "partial_fit_params"})
+from . import _dask_compat
 
 
 class _Key(NamedTuple):
@@ -69,6 +69,18 @@ def num_rows(x: Any) -> int:
             raise
     # An array-like known only through ``__array__`` (no shape, no len).
     return num_rows(np.asarray(x))
+
+
+def rows_or_nan(X: Any) -> float:
+    """Rows of X, or NaN when they are not known without computing."""
+    if is_dask_array(X):
+        return X.shape[0]
+    if is_dask_frame(X):
+        return math.nan
+    try:
+        return num_rows(X)
+    except TypeError:
+        return math.nan
 
 
 def take_rows(x: Any, start: int, stop: int) -> Any:
@@ -108,11 +120,19 @@ def compute_row_chunks(X: Any) -> tuple[int, ...]:
         return known
     if is_dask_array(X):
         return tuple(map(int, X.compute_chunk_sizes().chunks[0]))
-    return tuple(int(n) for n in X.map_partitions(len).compute())
+    if is_dask_frame(X):
+        return tuple(int(n) for n in X.map_partitions(len).compute())
+    return (num_rows(X),)
 
 
-def _describe(value: Any) -> str:
+def describe_type(value: Any) -> str:
+    """``numpy.ndarray``, ``pandas.DataFrame``, ...: for error messages."""
     return type(value).__module__.split(".")[0] + "." + type(value).__name__
+
+
+def default_get() -> Callable:
+    """The scheduler ``get`` dask is configured with, else the threaded one."""
+    return dask.base.get_scheduler() or dask.threaded.get
 
 
 @dataclass
@@ -120,18 +140,24 @@ class Blocks:
     """Aligned row blocks of several named inputs, ready to be computed.
 
     ``parts[i]`` maps each name (``"X"``, ``"y"``, ``"sample_weight"``, ...) to
-    either a ``_Key`` of ``graph`` or an in-memory value. ``offsets`` gives
-    each block's first row when the row counts are known.
+    either a reference to a key of ``graph`` or an in-memory value. ``offsets``
+    gives each block's first row when the row counts are known.
     """
 
     names: tuple[str, ...]
     parts: list[dict[str, Any]]
     graph: dict
     offsets: tuple[int, ...] | None = None
+    nbytes: float = math.nan
 
     @property
     def n_blocks(self) -> int:
         return len(self.parts)
+
+    @property
+    def block_bytes(self) -> float:
+        """Bytes of X in an average block; NaN when not known."""
+        return self.nbytes / self.n_blocks if self.n_blocks else math.nan
 
     def describe(self, index: int) -> str:
         """Human words for block ``index``: its number and, if known, its rows."""
@@ -139,6 +165,40 @@ class Blocks:
         if self.offsets is not None:
             text += f" (rows {self.offsets[index]}:{self.offsets[index + 1]})"
         return text
+
+    def row_counts(self) -> tuple[int, ...] | None:
+        """Rows of each block, when known without computing."""
+        return None if self.offsets is None else tuple(np.diff(self.offsets))
+
+    def keys(self, indices: Sequence[int]) -> list[Hashable]:
+        """The graph keys that the blocks at ``indices`` need, each once."""
+        return list(
+            dict.fromkeys(
+                ref.key
+                for i in indices
+                for ref in self.parts[i].values()
+                if isinstance(ref, _Key)
+            )
+        )
+
+    def graph_for(self, keys: Sequence[Hashable]) -> dict:
+        """The tasks that compute ``keys`` (culled from the whole graph)."""
+        return cull_present(self.graph, keys)
+
+    def fill(
+        self, indices: Sequence[int], values: Mapping[Hashable, Any]
+    ) -> list[dict[str, Any]]:
+        """The blocks at ``indices``, each key replaced by its entry in ``values``.
+
+        ``values`` may hold computed arrays or, on a cluster, futures.
+        """
+        return [
+            {
+                name: values[ref.key] if isinstance(ref, _Key) else ref
+                for name, ref in self.parts[i].items()
+            }
+            for i in indices
+        ]
 
     def compute(
         self, indices: Sequence[int], get: Callable | None = None
@@ -148,25 +208,12 @@ class Blocks:
         ``get`` is a dask scheduler ``get(graph, keys)`` function; by default
         the one dask is configured to use, else the threaded scheduler.
         """
-        keys = list(
-            dict.fromkeys(
-                ref.key
-                for i in indices
-                for ref in self.parts[i].values()
-                if isinstance(ref, _Key)
-            )
-        )
+        keys = self.keys(indices)
         values: dict = {}
         if keys:
             get = get or default_get()
-            values = dict(zip(keys, get(cull_present(self.graph, keys), keys)))
-        return [
-            {
-                name: values[ref.key] if isinstance(ref, _Key) else ref
-                for name, ref in self.parts[i].items()
-            }
-            for i in indices
-        ]
+            values = dict(zip(keys, get(self.graph_for(keys), keys)))
+        return self.fill(indices, values)
 
     def map_blocks(
         self,
@@ -181,6 +228,14 @@ class Blocks:
         (Building ``dask.delayed`` calls instead would cull the whole graph
         once per block: quadratic in the number of blocks.)
         """
+        graph, keys = self.map_graph(func, *args, indices=indices)
+        get = get or default_get()
+        return list(get(cull_present(graph, keys), keys))
+
+    def map_graph(
+        self, func: Callable, *args: Any, indices: Sequence[int] | None = None
+    ) -> tuple[dict, list[Hashable]]:
+        """The graph of :meth:`map_blocks` and its output keys, not computed."""
         indices = range(self.n_blocks) if indices is None else indices
         token = uuid.uuid4().hex[:12]
         graph = dict(self.graph)
@@ -199,32 +254,7 @@ class Blocks:
             # their values before the call.
             graph[key] = (_call_with_parts, func, len(args), names, *arg_keys, *values)
             keys.append(key)
-        get = get or default_get()
-        return list(get(cull_present(graph, keys), keys))
-
-
-def default_get() -> Callable:
-    """The scheduler ``get`` dask is configured with, else the threaded one."""
-    return dask.base.get_scheduler() or dask.threaded.get
-
-
-def data_in_graph(entry: Any) -> Any:
-    """The block a graph entry holds as data, or None if it must be computed.
-
-    ``da.from_array`` on a NumPy array puts the blocks themselves in the
-    graph. A scheduler call would only hand them back, for about 30 us per
-    block of X and y (most of what a fit on small in-memory blocks cost
-    beyond the plain loop), and no task would run for dask's diagnostics to
-    see. Only arrays and frames count as data: anything else may be a task
-    or a key.
-    """
-    if isinstance(entry, DataNode):
-        entry = entry.value
-    elif isinstance(entry, GraphNode):
-        return None
-    if hasattr(entry, "shape") and hasattr(entry, "ndim"):
-        return entry
-    return None
+        return graph, keys
 
 
 def _call_with_parts(func: Callable, n_args: int, names: tuple, *values: Any) -> Any:
@@ -237,8 +267,6 @@ def cull_present(graph: dict, keys: Sequence[Hashable]) -> dict:
     A collection persisted on a cluster refers to keys held there as futures
     and absent from its graph; the cluster resolves those itself.
     """
-    from dask.core import get_dependencies
-
     out: dict = {}
     stack = list(keys)
     while stack:
@@ -255,63 +283,24 @@ def _optimized_graph(collections: list[Any]) -> tuple[dict, list[list[Hashable]]
 
     Optimising them together lets X and a y derived from it share work.
     """
-    try:
-        from dask.base import collections_to_expr  # noqa: F401
-    except ImportError:  # pragma: no cover - dask before expressions
-        optimized = dask.optimize(*collections)
-        graph: dict = {}
-        for collection in optimized:
-            graph.update(collection.__dask_graph__())
-        return graph, [list(flatten(c.__dask_keys__())) for c in optimized]
     if all(map(is_dask_array, collections)):
-        graph, keys = _lowered_graph(collections, optimize=False)
+        graph, keys = _dask_compat.lowered_graph(collections, optimize=False)
         if len(graph) == len({key for block_keys in keys for key in block_keys}):
             # One task per block and nothing else (arrays made by from_array
             # or from_zarr): nothing to cull or fuse, and optimising would
             # cost about 15 us per task for the same graph.
             return graph, keys
-        if dask.config.get("optimization.fuse.active", None) is None:
-            # dask fuses each chain of tasks into one that runs its own small
-            # graph, ordering it on every run: about 100 us per block, which
-            # doubled a fit on 1,000 blocks of 200 rows made by ``X * 1.0``.
-            # We compute a few blocks per call, so fusing saves nothing; it
-            # is kept only where it merges slices (a getter of a getter),
-            # which can spare reading data that is sliced away.
-            with dask.config.set({"optimization.fuse.active": False}):
-                graph, keys = _lowered_graph(collections, optimize=True)
-            if not _slices_to_merge(graph):
-                return graph, keys
-    return _lowered_graph(collections, optimize=True)
-
-
-def _lowered_graph(
-    collections: list[Any], optimize: bool
-) -> tuple[dict, list[list[Hashable]]]:
-    """The graph of ``collections`` lowered completely, as dask.compute does
-    (so that expressions such as a DataFrame repartition become tasks)."""
-    from dask.base import collections_to_expr
-
-    expr = collections_to_expr(collections, optimize_graph=optimize)
-    expr = expr.lower_completely()
-    return dict(expr.__dask_graph__()), [list(flatten(k)) for k in expr.__dask_keys__()]
-
-
-def _slices_to_merge(graph: dict) -> bool:
-    """Whether a getter task reads from another getter task's result.
-
-    dask's optimisation merges such pairs into one read (``x[5:][2:6]``
-    becomes ``x[7:11]``), but only when it fuses tasks.
-    """
-    try:
-        from dask.array.optimization import _is_getter_task
-    except ImportError:  # pragma: no cover - cannot tell: let dask fuse
-        return True
-    for node in graph.values():
-        task = _is_getter_task(node)
-        source = getattr(task[1], "key", None) if task else None
-        if source is not None and _is_getter_task(graph.get(source)):
-            return True
-    return False
+        # dask fuses each chain of tasks into one that runs its own small
+        # graph, ordering it on every run: about 100 us per block, which
+        # doubled a fit on 1,000 blocks of 200 rows made by ``X * 1.0``. We
+        # compute a few blocks per call, so fusing saves nothing; it is kept
+        # only where it merges slices (a getter of a getter), which can
+        # spare reading data that is sliced away.
+        with _dask_compat.low_level_fusion_off():
+            graph, keys = _dask_compat.lowered_graph(collections, optimize=True)
+        if not _dask_compat.slices_to_merge(graph):
+            return graph, keys
+    return _dask_compat.lowered_graph(collections, optimize=True)
 
 
 def _check_total_rows(name: str, n_value: float, n_rows: float) -> None:
@@ -353,24 +342,22 @@ def _split_in_memory(name: str, value: Any, X: Any) -> list[Any]:
     return [take_rows(value, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def is_per_sample(name: str, value: Any, n_rows: float) -> bool:
-    """Whether a fit parameter has one entry per row and is cut into blocks.
-
-    Dask collections always are; in-memory array-likes are when their length
-    equals the number of rows. ``classes`` never is.
-    """
-    if name in NEVER_PER_SAMPLE or value is None or isinstance(value, (str, bytes)):
-        return False
-    if is_dask_collection(value):
-        return True
-    if not hasattr(value, "__len__") or isinstance(value, dict):
-        return False
-    if math.isnan(n_rows):  # rows of X unknown (a dask DataFrame): trust the type
-        return True
+def check_input(X: Any) -> None:
+    """Raise a TypeError naming what X is when it cannot be cut into row blocks."""
+    if is_dask_collection(X):
+        if not (is_dask_array(X) or is_dask_frame(X)):
+            raise TypeError(
+                "X must be an array-like or a dask array or DataFrame, got "
+                f"{describe_type(X)}"
+            )
+        return
     try:
-        return num_rows(value) == n_rows
+        num_rows(X)
     except TypeError:
-        return False
+        raise TypeError(
+            "X must be a dask array or DataFrame, or an in-memory array-like with "
+            f"one row per sample, got {describe_type(X)}"
+        ) from None
 
 
 def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
@@ -379,7 +366,17 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
     ``X`` chunked along columns is rechunked to whole rows; ``y`` and the
     per-sample parameters are cut along ``X``'s row blocks whatever their own
     chunking. In-memory ``X`` is one block.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> blocks = make_blocks(da.ones((10, 2), chunks=4), da.zeros(10, chunks=5))
+    >>> blocks.n_blocks, blocks.describe(2)
+    (3, 'block 2 of 3 (rows 8:10)')
+    >>> [part["y"].shape for part in blocks.compute([0, 2])]
+    [(4,), (2,)]
     """
+    check_input(X)
     inputs = {"X": X, "y": y, **per_sample}
     inputs = {name: value for name, value in inputs.items() if value is not None}
     if not is_dask_collection(X):
@@ -389,12 +386,8 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
             if name != "X":
                 _check_total_rows(name, num_rows(inputs[name]), num_rows(X))
         n = num_rows(X)
-        return Blocks(tuple(inputs), [inputs], {}, (0, n))
+        return Blocks(tuple(inputs), [inputs], {}, (0, n), _nbytes(X))
 
-    if not (is_dask_array(X) or is_dask_frame(X)):
-        raise TypeError(
-            f"X must be an array-like or a dask array or DataFrame, got {_describe(X)}"
-        )
     X = whole_rows(X)
     n_blocks = n_blocks_of(X)
     lazy: dict[str, Any] = {"X": X}
@@ -414,7 +407,7 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
         if name not in keys:
             return in_memory[name][i]
         # A block held as data in the graph is in memory already.
-        data = data_in_graph(graph.get(keys[name][i]))
+        data = _dask_compat.graph_data(graph.get(keys[name][i]))
         return _Key(keys[name][i]) if data is None else data
 
     parts = [{name: part(name, i) for name in inputs} for i in range(n_blocks)]
@@ -424,7 +417,14 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
         if chunks
         else None
     )
-    return Blocks(tuple(inputs), parts, graph, offsets)
+    return Blocks(tuple(inputs), parts, graph, offsets, _nbytes(X))
+
+
+def _nbytes(X: Any) -> float:
+    """Bytes of X when known without computing (dask arrays, NumPy), else NaN."""
+    if is_dask_array(X) or isinstance(X, np.ndarray):
+        return float(X.nbytes)
+    return math.nan
 
 
 def check_block_rows(block: dict[str, Any], where: str | Callable[[], str]) -> None:
@@ -445,44 +445,6 @@ def check_block_rows(block: dict[str, Any], where: str | Callable[[], str]) -> N
 
 # A batch is a list of pieces: (block index, rows of that block or None for all).
 Batch = list[tuple[int, "slice | None"]]
-
-
-def plan_batches(
-    order: Sequence[int], rows: Sequence[int] | None, batch_size: int | None
-) -> list[Batch]:
-    """Cut the blocks, visited in ``order``, into batches of ``batch_size`` rows.
-
-    Without ``batch_size`` each block is one batch. With it, the rows of the
-    blocks in visiting order are cut into consecutive batches of exactly
-    ``batch_size`` rows (the last may be shorter): large blocks are split and
-    small ones joined, and empty blocks vanish.
-
-    Examples
-    --------
-    >>> plan_batches([1, 0], [3, 2], None)
-    [[(1, None)], [(0, None)]]
-    >>> plan_batches([1, 0], [3, 2], 3)  # block 0 has 3 rows, block 1 has 2
-    [[(1, slice(0, 2, None)), (0, slice(0, 1, None))], [(0, slice(1, 3, None))]]
-    """
-    if batch_size is None:
-        return [[(int(b), None)] for b in order]
-    if rows is None:
-        raise ValueError("cutting blocks into batches needs their row counts")
-    batches: list[Batch] = []
-    current: Batch = []
-    filled = 0
-    for b in order:
-        start, n = 0, int(rows[b])
-        while start < n:
-            take = min(batch_size - filled, n - start)
-            current.append((int(b), slice(start, start + take)))
-            filled, start = filled + take, start + take
-            if filled == batch_size:
-                batches.append(current)
-                current, filled = [], 0
-    if current:
-        batches.append(current)
-    return batches
 
 
 def concat_rows(parts: list[Any]) -> Any:
@@ -514,11 +476,16 @@ def cut_batch(batch: Batch, computed: dict[int, dict[str, Any]]) -> dict[str, An
     }
 
 
+def blocks_of(batches: Sequence[Batch]) -> list[int]:
+    """The blocks that ``batches`` take rows from, each once, in order."""
+    return list(dict.fromkeys(b for batch in batches for b, _ in batch))
+
+
 def assemble_batches(
     blocks: Blocks, batches: Sequence[Batch], get: Callable | None = None
 ) -> list[dict[str, Any]]:
     """Compute the blocks that ``batches`` need (each once) and cut the batches."""
-    needed = list(dict.fromkeys(b for batch in batches for b, _ in batch))
+    needed = blocks_of(batches)
     computed = dict(zip(needed, blocks.compute(needed, get)))
     return [cut_batch(batch, computed) for batch in batches]
 

@@ -6,7 +6,12 @@ those statistics. ``score`` computes the statistics of every block in
 parallel (one task per block, next to the block) and combines them. Metrics
 that cannot be combined that way fall back to scikit-learn's scorer on
 lazily computed predictions: that gathers ``y`` and the predictions (one
-number or one row of probabilities per sample) but never ``X``.
+number or one row of probabilities per sample) but never ``X``. The scorer
+sees the estimator through a view whose methods run block by block
+(``_apply.apply_blockwise``), not through the wrapper classes.
+
+A metric that cannot be reduced block by block, where one is required,
+raises :class:`NotStreamableError`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,17 @@ from dask.base import is_dask_collection
 from sklearn.base import is_classifier, is_regressor
 from sklearn.metrics import get_scorer, log_loss
 
+from ._apply import apply_blockwise
 from ._blocks import Blocks, make_blocks, num_rows
+from ._quirks import quirks_of
+
+
+class NotStreamableError(ValueError, TypeError):
+    """This metric cannot be reduced block by block; give another ``scoring``.
+
+    A ``ValueError`` (a bad ``scoring`` value) and, for code written against
+    earlier versions, a ``TypeError``.
+    """
 
 
 def _weights(n: int, sample_weight: Any) -> np.ndarray:
@@ -140,20 +155,19 @@ _SUM_OF_SCORES = StreamingMetric(
 )
 
 
+_QUIRK_METRICS = {
+    "mean_score_samples": _MEAN_SCORE_SAMPLES,
+    "sum_of_block_scores": _SUM_OF_SCORES,
+}
+
+
 def default_metric(estimator: Any) -> StreamingMetric | None:
     """The streaming form of ``estimator.score``, where one is known."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-    from sklearn.decomposition import PCA
-
     if is_classifier(estimator):
         return STREAMING_METRICS["accuracy"]
     if is_regressor(estimator):
         return STREAMING_METRICS["r2"]
-    if isinstance(estimator, PCA):
-        return _MEAN_SCORE_SAMPLES  # their score is mean(score_samples(X))
-    if isinstance(estimator, (KMeans, MiniBatchKMeans)):
-        return _SUM_OF_SCORES  # their score is -inertia, a sum over samples
-    return None
+    return _QUIRK_METRICS.get(quirks_of(estimator).score)
 
 
 def _block_stats(metric: StreamingMetric, estimator, X, y=None, sample_weight=None):
@@ -184,21 +198,59 @@ def streaming_score(estimator, metric: StreamingMetric, X, y=None, sample_weight
     return score_blocks(estimator, metric, blocks)
 
 
+def _choices() -> str:
+    return ", ".join(sorted(STREAMING_METRICS))
+
+
 def metric_for(estimator: Any, scoring: Any) -> StreamingMetric:
     """The streaming metric for ``scoring`` (default: the estimator's own score).
 
-    Raises a ValueError naming the choices when it cannot be streamed.
+    Raises :class:`NotStreamableError` naming the choices when it cannot be
+    streamed.
     """
+    name = type(estimator).__name__
     if scoring is None:
         metric = default_metric(estimator)
-    else:
-        metric = STREAMING_METRICS.get(scoring) if isinstance(scoring, str) else None
+        if metric is None:
+            raise NotStreamableError(
+                f"{name}.score cannot be computed block by block; pass scoring= "
+                f"(one of {_choices()}) or a scikit-learn scorer"
+            )
+        return metric
+    metric = STREAMING_METRICS.get(scoring) if isinstance(scoring, str) else None
     if metric is None:
-        raise ValueError(
-            f"scoring={scoring!r} cannot be computed block by block for "
-            f"{type(estimator).__name__}; use one of {sorted(STREAMING_METRICS)}"
+        raise NotStreamableError(
+            f"scoring={scoring!r} cannot be computed block by block for {name}; "
+            f"use one of {_choices()}"
         )
     return metric
+
+
+class _BlockwiseView:
+    """A fitted estimator whose prediction methods run block by block.
+
+    What a scikit-learn scorer sees: ``predict`` and its kin return lazy dask
+    arrays made by ``apply_blockwise``; everything else (tags, ``classes_``)
+    is the estimator's own.
+    """
+
+    _METHODS = frozenset(
+        {"predict", "predict_proba", "predict_log_proba", "decision_function"}
+    )
+
+    def __init__(self, estimator: Any):
+        self._estimator = estimator
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._estimator, name)
+        if name not in self._METHODS:
+            return attribute
+
+        def method(X, **kwargs):
+            return apply_blockwise(self._estimator, name, X, **kwargs)
+
+        method.__name__ = name  # scikit-learn's scorers read it
+        return method
 
 
 def score(estimator, X, y=None, sample_weight=None, *, scoring=None) -> float:
@@ -221,25 +273,11 @@ def score(estimator, X, y=None, sample_weight=None, *, scoring=None) -> float:
         scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
         return scorer(estimator, X, y, **weight)
 
-    if scoring is None:
-        metric = default_metric(estimator)
-        if metric is None:
-            raise TypeError(
-                f"{type(estimator).__name__}.score cannot be computed block by "
-                "block; pass scoring= (one of "
-                f"{sorted(STREAMING_METRICS)}) or a scikit-learn scorer"
-            )
+    if scoring is None or (isinstance(scoring, str) and scoring in STREAMING_METRICS):
+        metric = metric_for(estimator, scoring)
         return streaming_score(estimator, metric, X, y, sample_weight)
-    if isinstance(scoring, str) and scoring in STREAMING_METRICS:
-        return streaming_score(
-            estimator, STREAMING_METRICS[scoring], X, y, sample_weight
-        )
 
-    # Fallback: a scorer that is not a sum over blocks. It sees lazy
-    # predictions through the wrapper, so it gathers y and the predictions only.
-    from ._postfit import ParallelPostFit
-
-    wrapper = ParallelPostFit(estimator)
-    wrapper.estimator_ = estimator
+    # A scorer that is not a sum over blocks sees lazy predictions through
+    # the view, so it gathers y and the predictions only, never X.
     scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
-    return scorer(wrapper, X, y, **weight)
+    return scorer(_BlockwiseView(estimator), X, y, **weight)

@@ -1,9 +1,11 @@
 """Deliver computed blocks in a chosen order, a bounded number ahead.
 
-``BlockStream`` owns ordering, grouping and prefetch: a producer thread
-computes the next groups of blocks (one scheduler call per group, so small
-blocks do not pay the scheduler's fixed cost each) while the consumer works on
-the current block, and it never gets more than ``prefetch`` blocks ahead. The
+``BlockStream`` owns ordering, grouping and prefetch: blocks are computed a
+group at a time (one scheduler call per group, so small blocks do not pay the
+scheduler's fixed cost each), either inline between the consumer's blocks or
+in a producer thread while the consumer works, never more than ``prefetch``
+blocks ahead. Whether to move to the thread is decided by
+:func:`overlap_pays`, a pure function of the costs measured so far. The
 stream knows nothing of scikit-learn; it is given a function that computes a
 list of blocks by index.
 """
@@ -11,11 +13,10 @@ list of blocks by index.
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 # How long the producer waits on a full queue before looking whether the
@@ -37,9 +38,76 @@ class _End:
 
 
 def order_groups(order: Sequence[int], group: int) -> list[list[int]]:
-    """Cut ``order`` into consecutive groups of at most ``group`` indices."""
+    """Cut ``order`` into consecutive groups of at most ``group`` indices.
+
+    >>> order_groups([3, 1, 2, 0, 4], 2)
+    [[3, 1], [2, 0], [4]]
+    """
     order = list(order)
     return [order[i : i + group] for i in range(0, len(order), group)]
+
+
+@dataclass
+class StreamCosts:
+    """What a stream has measured so far, computing inline.
+
+    ``computing`` and ``consuming`` are seconds spent computing groups and in
+    the consumer between blocks; ``last_seconds`` and ``last_blocks`` describe
+    the group just computed.
+    """
+
+    groups_computed: int = 0
+    groups_left: int = 0
+    blocks_computed: int = 0
+    computing: float = 0.0
+    consuming: float = 0.0
+    last_seconds: float = 0.0
+    last_blocks: int = 0
+
+
+# Below this, computing a block is mostly the Python of dask and of the
+# storage library (measured: 0.15 ms for a task on 200 rows in memory, 1.2 ms
+# for 200 rows from zarr on disk), and overlapping slowed fits on 1,000 such
+# blocks by 10-20%: a second Python thread cannot overlap Python through the
+# GIL. Reading 50,000 rows takes 5 ms or more.
+OVERLAP_BLOCK_SECONDS = 0.002
+# Overlap pays only when computing is at least this share of consuming.
+OVERLAP_WORTH = 0.10
+# Groups measured inline before deciding on the general rule; the first
+# carries warm-up.
+MEASURED_GROUPS = 2
+# A group this slow to compute (and not merely many blocks: see
+# OVERLAP_BLOCK_SECONDS) is large data: the thread's cost through the GIL (a
+# few microseconds of Python per block) is negligible beside it, so the rest
+# is computed in the thread from the first group on, without measuring more.
+SLOW_GROUP_SECONDS = 0.02
+
+
+def overlap_pays(costs: StreamCosts) -> bool:
+    """Whether to compute the remaining groups in a thread, from now on.
+
+    Asked after each group computed inline, before it is consumed.
+
+    Examples
+    --------
+    >>> overlap_pays(StreamCosts(1, 9, 1, last_seconds=0.05, last_blocks=1))
+    True
+    >>> overlap_pays(StreamCosts(1, 9, 40, last_seconds=0.05, last_blocks=40))
+    False
+    """
+    if costs.groups_left == 0:
+        return False
+    if costs.groups_computed == 1:
+        return (
+            costs.last_seconds >= SLOW_GROUP_SECONDS
+            and costs.last_seconds >= OVERLAP_BLOCK_SECONDS * costs.last_blocks
+        )
+    if costs.groups_computed <= MEASURED_GROUPS:
+        return False
+    return (
+        costs.computing > OVERLAP_WORTH * costs.consuming
+        and costs.computing >= OVERLAP_BLOCK_SECONDS * costs.blocks_computed
+    )
 
 
 class BlockStream:
@@ -61,12 +129,11 @@ class BlockStream:
     overlap : bool or "auto", default="auto"
         Compute in a background thread while the consumer works (True), or
         in the consumer's thread between its blocks (False). "auto" starts
-        inline, and moves to the thread once computing is more than
-        ``OVERLAP_WORTH`` of the consumer's time and a block takes at least
-        ``OVERLAP_BLOCK_SECONDS`` to compute. Overlapping pays only for work
-        that frees the GIL (reading, decompressing, NumPy on large arrays);
-        the Python of a scheduler call on small blocks does not, and then a
-        second Python thread slows both through the GIL.
+        inline and moves to the thread when :func:`overlap_pays` says so.
+        Overlapping pays only for work that frees the GIL (reading,
+        decompressing, NumPy on large arrays).
+    clock : callable, default=time.perf_counter
+        Seconds, for measuring the costs that "auto" decides on.
 
     Examples
     --------
@@ -76,20 +143,6 @@ class BlockStream:
     [(2, 20), (0, 0), (1, 10)]
     """
 
-    OVERLAP_WORTH = 0.10
-    # Below this, computing a block is mostly the Python of dask and of the
-    # storage library (measured: 0.15 ms for a task on 200 rows in memory,
-    # 1.2 ms for 200 rows from zarr on disk), and overlapping slowed fits on
-    # 1,000 such blocks by 10-20%. Reading 50,000 rows takes 5 ms or more.
-    OVERLAP_BLOCK_SECONDS = 0.002
-    # Groups computed inline before "auto" decides; the first carries warm-up.
-    _MEASURED_GROUPS = 2
-    # A group this slow to compute (and not merely many blocks: see
-    # OVERLAP_BLOCK_SECONDS) is large data: the thread's cost through
-    # the GIL (a few microseconds of Python per block) is negligible beside
-    # it, so "auto" overlaps from the first group on without measuring.
-    SLOW_GROUP_SECONDS = 0.02
-
     def __init__(
         self,
         compute: Callable[[Sequence[int]], list[Any]],
@@ -97,6 +150,7 @@ class BlockStream:
         prefetch: int = 2,
         group: int = 1,
         overlap: bool | str = "auto",
+        clock: Callable[[], float] = time.perf_counter,
     ):
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
@@ -105,6 +159,7 @@ class BlockStream:
         self.prefetch = prefetch
         self.group = max(1, min(group, prefetch))
         self.overlap = overlap
+        self.clock = clock
         self.overlapped = False  # whether the thread was used, for diagnostics
 
     def _blocks_of(self, indices: list[int]) -> Iterator[tuple[int, Any]]:
@@ -128,6 +183,37 @@ class BlockStream:
             return
         yield from zip(indices, blocks)
 
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        groups = order_groups(self.order, self.group)
+        if self.overlap is True:
+            yield from self._overlapped(groups)
+            return
+        costs = StreamCosts()
+        for done, indices in enumerate(groups):
+            started = self.clock()
+            items, failure = [], None
+            try:
+                items.extend(self._blocks_of(indices))
+            except BlockComputeError as error:
+                failure = error  # raised after the good blocks before it
+            costs.last_seconds = self.clock() - started
+            costs.last_blocks = len(indices)
+            costs.computing += costs.last_seconds
+            costs.blocks_computed += len(indices)
+            costs.groups_computed = done + 1
+            costs.groups_left = len(groups) - done - 1
+            if self.overlap == "auto" and failure is None and overlap_pays(costs):
+                # The rest is computed while this group is being consumed.
+                yield from self._overlapped(groups[done + 1 :], first=items)
+                return
+            for item in items:
+                started = self.clock()
+                yield item
+                costs.consuming += self.clock() - started
+            if failure is not None:
+                raise failure
+            del items
+
     def _produce(self, groups, out: queue.Queue, stop: threading.Event) -> None:
         def put(item: Any) -> bool:
             while not stop.is_set():
@@ -149,50 +235,6 @@ class BlockStream:
             put(failure)
             return
         put(_End)
-
-    def __iter__(self) -> Iterator[tuple[int, Any]]:
-        groups = order_groups(self.order, self.group)
-        if self.overlap is True:
-            yield from self._overlapped(groups)
-            return
-        computing = consuming = 0.0
-        computed = 0
-        for done, indices in enumerate(groups):
-            if self.overlap == "auto" and done >= self._MEASURED_GROUPS:
-                if (
-                    computing > self.OVERLAP_WORTH * consuming
-                    and computing >= self.OVERLAP_BLOCK_SECONDS * computed
-                ):
-                    yield from self._overlapped(groups[done:])
-                    return
-            started = time.perf_counter()
-            items, failure = [], None
-            try:
-                items.extend(self._blocks_of(indices))
-            except BlockComputeError as error:
-                failure = error  # raised after the good blocks before it
-            seconds = time.perf_counter() - started
-            computing += seconds
-            computed += len(indices)
-            if (
-                self.overlap == "auto"
-                and done == 0
-                and failure is None
-                and seconds >= self.SLOW_GROUP_SECONDS
-                and seconds >= self.OVERLAP_BLOCK_SECONDS * len(indices)
-                and len(groups) > 1
-            ):
-                # Large blocks: the rest is computed while the first group
-                # is being consumed.
-                yield from self._overlapped(groups[1:], first=items)
-                return
-            for item in items:
-                started = time.perf_counter()
-                yield item
-                consuming += time.perf_counter() - started
-            if failure is not None:
-                raise failure
-            del items
 
     def _overlapped(
         self, groups, first: list | None = None
@@ -225,38 +267,11 @@ class BlockStream:
         finally:
             stop.set()
             # Drop what was prefetched so its memory is freed now, and wait for
-            # the group being computed: nothing of this stream runs on after
-            # it ends (dask swaps its global callbacks during a call).
+            # the group being computed: nothing of this stream runs on after it
+            # ends (dask swaps its global callbacks during a call).
             while producer.is_alive():
                 try:
                     out.get(timeout=_POLL_SECONDS)
                 except queue.Empty:
                     pass
             producer.join()
-
-
-@contextmanager
-def interrupts_between_blocks() -> Iterator[Callable[[], bool]]:
-    """Hold Ctrl-C until the current block is done.
-
-    Yields a function telling whether Ctrl-C was pressed; the consumer checks
-    it between blocks and stops there, so a block is never half-consumed. A
-    second Ctrl-C interrupts at once. Outside the main thread (where signals
-    cannot be handled) this does nothing.
-    """
-    pressed = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed.is_set
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if pressed.is_set():
-            raise KeyboardInterrupt
-        pressed.set()
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield pressed.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from incremental._blocks import is_per_sample, make_blocks
+from incremental._blocks import make_blocks
 
 
 def _all(blocks):
@@ -119,15 +119,6 @@ def test_describe_names_rows(data):
     Xn, _ = data
     blocks = make_blocks(da.from_array(Xn, chunks=25))
     assert blocks.describe(1) == "block 1 of 5 (rows 25:50)"
-
-
-def test_per_sample_rules():
-    assert is_per_sample("sample_weight", np.ones(10), 10)
-    assert not is_per_sample("classes", np.arange(10), 10)
-    assert not is_per_sample("alpha", 0.5, 10)
-    assert not is_per_sample("labels", np.ones(3), 10)
-    assert is_per_sample("w", da.ones(10, chunks=5), 10)
-    assert is_per_sample("w", np.ones(7), float("nan"))
 
 
 class RecordingArray:

@@ -381,27 +381,12 @@ def test_dask_array_of_sparse_blocks(data, batch_size):
     np.testing.assert_array_equal(model.predict(X).compute(), ref.predict(Xn))
 
 
-@pytest.mark.parametrize(
-    "rows_per_block, prefetch, expected",
-    [
-        (200, "auto", (64, 32)),  # 32 KB blocks: many per scheduler call
-        (250_000, "auto", (6, 1)),  # 40 MB blocks: one per call, 6 ahead
-        (250_000, 6, (6, 1)),  # a given prefetch keeps large blocks apart
-        (200, 6, (6, 3)),
-    ],
-)
-def test_prefetch_and_group_follow_block_size(rows_per_block, prefetch, expected):
-    X = da.zeros((rows_per_block * 10, 20), chunks=(rows_per_block, 20))
-    model = Incremental(SGDClassifier(), prefetch=prefetch)
-    assert model._prefetch_and_group(X, X.numblocks[0]) == expected
-
-
 def test_finding_classes_holds_a_bounded_part_of_y(monkeypatch):
-    import incremental._incremental as module
+    import incremental._classes as module
 
     # 800 B blocks, each a task (blocks held in the graph skip the scheduler)
     y = da.from_array(np.repeat(np.arange(10), 100), chunks=100) + 0
-    monkeypatch.setattr(module, "_CLASSES_GROUP_BYTES", 2_000)
+    monkeypatch.setattr(module, "CLASSES_GROUP_BYTES", 2_000)
     calls = []
 
     def counting_get(dsk, keys, **kwargs):

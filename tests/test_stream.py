@@ -1,9 +1,44 @@
+"""BlockStream: order, bound, failures, and the overlap policy.
+
+No test sleeps: the costs that "auto" decides on come from a fake clock that
+the test advances, and waits between threads are on events (with generous
+timeouts that only a broken stream reaches).
+"""
+
+import gc
 import threading
-import time
+import weakref
 
 import pytest
 
-from incremental._stream import BlockComputeError, BlockStream, order_groups
+from incremental._stream import (
+    MEASURED_GROUPS,
+    OVERLAP_BLOCK_SECONDS,
+    SLOW_GROUP_SECONDS,
+    BlockComputeError,
+    BlockStream,
+    StreamCosts,
+    order_groups,
+    overlap_pays,
+)
+
+WAIT = 10.0  # seconds; reached only when the stream misbehaves
+
+
+class FakeClock:
+    """A clock that moves only when told to (thread-safe)."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            return self.now
+
+    def advance(self, seconds):
+        with self.lock:
+            self.now += seconds
 
 
 def test_order_groups_cuts_in_order():
@@ -32,29 +67,31 @@ def test_stream_yields_every_block_in_order(prefetch, group, overlap):
 
 
 def test_stream_never_runs_more_than_prefetch_ahead():
-    computed = []
-    consumed = []
-    ahead = []
-    lock = threading.Lock()
+    computed, consumed, ahead = [], [], []
+    changed = threading.Condition()
 
     def compute(indices):
-        with lock:
+        with changed:
             computed.extend(indices)
             ahead.append(len(computed) - len(consumed))
+            changed.notify_all()
         return list(indices)
 
-    prefetch, group = 3, 2
-    stream = BlockStream(
-        compute, range(40), prefetch=prefetch, group=group, overlap=True
-    )
+    prefetch, group, n = 3, 2, 40
+    stream = BlockStream(compute, range(n), prefetch=prefetch, group=group, overlap=True)
     for index, _ in stream:
-        time.sleep(0.002)  # a slow consumer lets the producer run as far as it may
-        with lock:
+        # A slow consumer: let the producer run as far ahead as it may.
+        with changed:
+            changed.wait_for(
+                lambda: len(computed) - len(consumed) >= prefetch or len(computed) == n,
+                timeout=WAIT,
+            )
             consumed.append(index)
     # computed-but-not-consumed blocks: the queue, the group being handed over,
     # and the block the consumer holds.
     assert max(ahead) <= prefetch + group + 1
-    assert consumed == list(range(40))
+    assert max(ahead) >= prefetch  # it did run ahead
+    assert consumed == list(range(n))
 
 
 @pytest.mark.parametrize("overlap", [True, False])
@@ -95,31 +132,66 @@ def test_prefetch_must_be_positive():
         BlockStream(lambda i: i, [0], prefetch=0)
 
 
+# -- the overlap policy, as a pure function ---------------------------------------
+
+
+def test_large_first_group_overlaps_at_once():
+    slow = StreamCosts(1, 5, 1, SLOW_GROUP_SECONDS, 0, SLOW_GROUP_SECONDS, 1)
+    assert overlap_pays(slow)
+    # ... unless it is slow only for being many quick blocks
+    many = StreamCosts(1, 5, 100, SLOW_GROUP_SECONDS, 0, SLOW_GROUP_SECONDS, 100)
+    assert not overlap_pays(many)
+    # ... and never when nothing is left to compute
+    assert not overlap_pays(StreamCosts(1, 0, 1, 1.0, 0, 1.0, 1))
+
+
+def test_later_groups_overlap_when_computing_is_a_real_share():
+    def costs(groups, computing, consuming, blocks=None):
+        blocks = groups if blocks is None else blocks
+        return StreamCosts(groups, 10, blocks, computing, consuming, 0.0, 1)
+
+    n = MEASURED_GROUPS + 1
+    per_block = OVERLAP_BLOCK_SECONDS * 2
+    assert not overlap_pays(costs(MEASURED_GROUPS, 1.0, 1.0))  # still measuring
+    assert overlap_pays(costs(n, n * per_block, 0.0))
+    assert not overlap_pays(costs(n, n * per_block, 100.0))  # fitting dominates
+    # computing is a large share, but each block is only Python (the GIL)
+    assert not overlap_pays(costs(n, n * OVERLAP_BLOCK_SECONDS / 2, 0.0))
+
+
+# -- the policy in the stream, with a fake clock -------------------------------------
+
+
 def test_auto_overlaps_when_computing_is_slow_next_to_consuming():
+    clock = FakeClock()
+
     def slow_compute(indices):
-        time.sleep(0.01)  # like reading from disk: the GIL is free meanwhile
+        clock.advance(0.01 * len(indices))  # like reading from disk
         return list(indices)
 
-    stream = BlockStream(slow_compute, range(20), prefetch=2, group=1)
+    # 0.01 s per group is under SLOW_GROUP_SECONDS: the general rule decides
+    stream = BlockStream(slow_compute, range(20), prefetch=2, group=1, clock=clock)
     assert [i for i, _ in stream] == list(range(20))
     assert stream.overlapped
 
-    cheap = BlockStream(lambda idx: list(idx), range(20), prefetch=2, group=1)
+    cheap = BlockStream(
+        lambda idx: list(idx), range(20), prefetch=2, group=1, clock=clock
+    )
     for _ in cheap:
-        time.sleep(0.005)  # a consumer far slower than computing
+        clock.advance(0.005)  # a consumer far slower than computing
     assert not cheap.overlapped
 
 
 def test_auto_stays_inline_when_each_block_is_quick_to_compute():
     # Many cheap blocks: computing is a large share of the time, but it is
     # the Python of a scheduler call, which a second thread cannot overlap.
+    clock = FakeClock()
+
     def busy_compute(indices):
-        deadline = time.perf_counter() + 0.0003 * len(indices)
-        while time.perf_counter() < deadline:
-            pass
+        clock.advance(0.0003 * len(indices))
         return list(indices)
 
-    stream = BlockStream(busy_compute, range(400), prefetch=40, group=40)
+    stream = BlockStream(busy_compute, range(400), prefetch=40, group=40, clock=clock)
     assert [i for i, _ in stream] == list(range(400))
     assert not stream.overlapped
 
@@ -127,49 +199,47 @@ def test_auto_stays_inline_when_each_block_is_quick_to_compute():
 def test_auto_overlaps_from_the_first_group_when_blocks_are_large():
     # A group slower than SLOW_GROUP_SECONDS is large data: the rest is
     # computed while the consumer works on the first group, within the bound.
-    events = []
+    clock = FakeClock()
+    second_group_done = threading.Event()
     lock = threading.Lock()
+    computed = []
 
     def compute(indices):
-        time.sleep(BlockStream.SLOW_GROUP_SECONDS * 1.5)
+        clock.advance(SLOW_GROUP_SECONDS * 1.5)
         with lock:
-            events.append(("computed", list(indices)))
+            computed.extend(indices)
+        if list(indices) == [2, 3]:
+            second_group_done.set()
         return list(indices)
 
     prefetch, group = 2, 2
-    stream = BlockStream(compute, range(12), prefetch=prefetch, group=group)
+    stream = BlockStream(compute, range(12), prefetch=prefetch, group=group, clock=clock)
     consumed = []
     for index, _ in stream:
         if index == 0:
-            time.sleep(BlockStream.SLOW_GROUP_SECONDS * 4)  # a slow first block
+            # the second group is computed while the first block is consumed
+            assert second_group_done.wait(WAIT)
         with lock:
             consumed.append(index)
-            computed = sum(len(ix) for kind, ix in events if kind == "computed")
-            ahead = computed - len(consumed)
-            assert ahead <= prefetch + 2 * group
-            events.append(("consumed", index))
+            assert len(computed) - len(consumed) <= prefetch + 2 * group
     assert consumed == list(range(12))
     assert stream.overlapped
-    # the second group was computed before the first block was consumed
-    assert events.index(("computed", [2, 3])) < events.index(("consumed", 0))
 
 
 def test_first_group_is_released_once_consumed_when_overlapping_early():
-    import gc
-    import weakref
-
     class Block:
         pass
 
+    clock = FakeClock()
     refs = {}
 
     def compute(indices):
-        time.sleep(BlockStream.SLOW_GROUP_SECONDS * 1.5)  # large blocks
+        clock.advance(SLOW_GROUP_SECONDS * 1.5)  # large blocks
         blocks = [Block() for _ in indices]
         refs.update({i: weakref.ref(b) for i, b in zip(indices, blocks)})
         return blocks
 
-    stream = BlockStream(compute, range(6), prefetch=2, group=2)
+    stream = BlockStream(compute, range(6), prefetch=2, group=2, clock=clock)
     for index, block in stream:
         del block
         if index == 2:

@@ -1,0 +1,161 @@
+"""Run a fitted estimator's method block by block: ``apply_blockwise``.
+
+One function serves every post-fit method (``predict``, ``predict_proba``,
+``transform``, ...): dask array in gives a lazy dask array out through
+``map_blocks``; dask DataFrame in gives a lazy dask array through
+``map_partitions``; anything else gives the estimator's own result. The
+output's type, dtype and width are learned by calling the method on one row.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import dask
+import numpy as np
+import scipy.sparse as sp
+
+from ._blocks import is_dask_array, is_dask_frame, num_rows, whole_rows
+
+POSTFIT_METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "inverse_transform",
+    "score_samples",
+)
+
+
+def _apply_block(block, estimator, *, method, empty, kwargs, item=None):
+    """``estimator.method(block)`` (its ``item``-th output if it returns a list).
+
+    An empty block gives ``empty``: scikit-learn rejects zero-row inputs, but
+    dask collections routinely have empty partitions.
+    """
+    if num_rows(block) == 0:
+        return empty
+    result = getattr(estimator, method)(block, **kwargs)
+    return result if item is None else result[item]
+
+
+def _sample_rows(X: Any) -> Any:
+    """One synthetic row shaped and typed like X, to learn a method's output."""
+    if is_dask_frame(X):
+        return X._meta_nonempty.iloc[:1]
+    shape = (1,) + X.shape[1:]
+    if sp.issparse(X._meta):
+        return type(X._meta)(shape, dtype=X.dtype)
+    if X.dtype.kind in "OSU":
+        return np.full(shape, "", dtype=X.dtype)
+    return np.zeros(shape, dtype=X.dtype)
+
+
+def _probe(estimator: Any, method: str, X: Any, kwargs: dict) -> Any:
+    """The method's output on one row, to learn its type, dtype and width.
+
+    A synthetic row of zeros is tried first; an estimator that rejects it
+    (a categorical model that never saw category 0, say) is probed on the
+    first row of X instead, which computes that row.
+    """
+    func = getattr(estimator, method)
+    # Only the output's type and shape are kept, so warnings about the values
+    # (a zero row gives 0/0 in MiniBatchNMF.transform) would only mislead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return func(_sample_rows(X), **kwargs)
+        except Exception:
+            first = X.head(1) if is_dask_frame(X) else X[:1].compute()
+            return func(first, **kwargs)
+
+
+def _empty_like(result: Any) -> Any:
+    if isinstance(result, list):
+        return [_empty_like(r) for r in result]
+    if hasattr(result, "iloc"):
+        return result.iloc[:0]
+    return result[:0]
+
+
+def _array_options(X: Any, result: Any, meta: Any) -> dict[str, Any]:
+    """``map_blocks`` keywords giving the output's chunks, dtype and meta."""
+    if meta is None:
+        meta = _empty_like(result)
+    options: dict[str, Any] = {"dtype": meta.dtype, "meta": meta}
+    if result.ndim == 1 and X.ndim == 2:
+        options["drop_axis"] = 1
+    elif result.ndim == 2:
+        options["chunks"] = (X.chunks[0], (result.shape[1],))
+        if X.ndim == 1:
+            options["new_axis"] = 1
+    return options
+
+
+def apply_blockwise(estimator: Any, method: str, X: Any, meta: Any = None, **kwargs):
+    """``estimator.method(X)``, lazily and block by block for dask inputs.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+    method : str
+        Name of the method, for example ``"predict"``.
+    X : dask array, dask DataFrame, or anything the estimator accepts
+    meta : array, optional
+        An empty array of the output's type and dtype; by default it is
+        learned by calling the method on one row.
+    **kwargs
+        Passed to the method on every block.
+
+    Returns
+    -------
+    A lazy dask array for dask input (a list of them where the method returns
+    a list, as multi-output ``predict_proba`` does); the estimator's own result
+    otherwise.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.linear_model import LinearRegression
+    >>> X = da.arange(12.0, chunks=4).reshape(6, 2).rechunk(2)
+    >>> model = LinearRegression().fit(X.compute(), X[:, 0].compute())
+    >>> out = apply_blockwise(model, "predict", X)
+    >>> out.chunks
+    ((2, 2, 2),)
+    >>> out.compute().round(6).tolist()
+    [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    """
+    if not (is_dask_array(X) or is_dask_frame(X)):
+        return getattr(estimator, method)(X, **kwargs)
+    # The fitted estimator enters the graph once, as one key all tasks share.
+    estimator_key = dask.delayed(estimator, pure=False)
+    if is_dask_array(X):
+        X = whole_rows(X)
+    result = _probe(estimator, method, X, kwargs)
+    items = list(enumerate(result)) if isinstance(result, list) else [(None, result)]
+    outputs = []
+    for item, one in items:
+        one_meta = meta if item is None else None
+        common = {"method": method, "kwargs": kwargs, "item": item}
+        if is_dask_frame(X):
+            one_meta = _empty_like(one) if one_meta is None else one_meta
+            out = X.map_partitions(
+                _apply_block,
+                estimator_key,
+                empty=one_meta,
+                meta=one_meta,
+                enforce_metadata=False,
+                **common,
+            )
+        else:
+            out = X.map_blocks(
+                _apply_block,
+                estimator_key,
+                empty=_empty_like(one),
+                **common,
+                **_array_options(X, one, one_meta),
+            )
+        outputs.append(out)
+    return outputs if isinstance(result, list) else outputs[0]

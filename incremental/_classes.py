@@ -1,0 +1,117 @@
+"""Find the classes in y, in one pass over it, for ``partial_fit(classes=...)``.
+
+The first ``partial_fit`` of a classifier must be told every class, though
+its block may hold only some. This module reads y once, block by block (many
+small blocks per scheduler call, each group bounded in bytes), and keeps only
+the sorted unique labels. It refuses a y with missing labels (NaN or None)
+here, before anything is fitted, naming the block where it found them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._blocks import default_get, is_dask_array, is_dask_frame, make_blocks, num_rows
+from ._plan import blocks_within
+from ._quirks import quirks_of
+
+# Blocks of y computed per scheduler call: small blocks of y go many to a call
+# and share one np.unique, so the pass costs little more than reading y;
+# large ones go a few at a time (memory).
+CLASSES_GROUP = 256
+CLASSES_GROUP_BYTES = 32 * 2**20
+
+
+def find_classes(y: Any, estimator: Any) -> Any:
+    """The classes in y, as ``estimator.partial_fit(classes=...)`` wants them.
+
+    A 1-D y gives its sorted unique labels. A 2-D y gives one array per column
+    for estimators that want classes per output (``MultiOutputClassifier``),
+    and ``arange(n_labels)`` for a multilabel indicator matrix (the
+    convention of one-vs-rest).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.linear_model import SGDClassifier
+    >>> find_classes(da.from_array([2, 0, 2, 1], chunks=2), SGDClassifier())
+    array([0, 1, 2])
+    """
+    per_output = quirks_of(estimator).classes_per_output
+    if is_dask_frame(y):
+        y = y.to_dask_array()
+    elif not is_dask_array(y):
+        y = np.asarray(y)  # lists of lists and array-likes without a shape
+    if y.ndim == 2 and y.shape[1] == 1 and not per_output:
+        y = y[:, 0]  # a column vector is one output, as scikit-learn reads it
+    per_column = _labels_per_column(y)
+    if y.ndim == 1:
+        return per_column[0]
+    if per_output:
+        return per_column
+    return np.arange(y.shape[1])
+
+
+def _missing(values: np.ndarray) -> np.ndarray | None:
+    """Which entries of an array of labels are NaN or None (None: no such kind)."""
+    if values.dtype.kind in "fc":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        import pandas as pd
+
+        return np.asarray(pd.isna(values))
+    return None  # integers, strings, booleans: nothing can be missing
+
+
+def _uniques(values: Any) -> list[np.ndarray] | None:
+    """Sorted unique labels of each column; None if any label is missing."""
+    values = np.asarray(values)
+    values = values.reshape(len(values), -1)
+    missing = _missing(values)
+    if missing is not None and missing.any():
+        return None
+    return [np.unique(values[:, j]) for j in range(values.shape[1])]
+
+
+def _missing_error(parts: list[np.ndarray], names: list[str]) -> ValueError:
+    """The error for the first missing label among ``parts``, named ``names``."""
+    for part, name in zip(parts, names):
+        missing = _missing(part.reshape(len(part), -1))
+        rows = [] if missing is None else np.flatnonzero(missing.any(axis=1))
+        if len(rows):
+            return ValueError(
+                f"y contains NaN or None ({len(rows)} in {name}, the first at its "
+                f"row {rows[0]}): every sample needs a class label; drop or fill "
+                "the unlabelled rows before fitting"
+            )
+    raise AssertionError("no missing label found")  # pragma: no cover
+
+
+def _labels_per_column(y: Any) -> list[np.ndarray]:
+    """Sorted unique labels of each column of y (one pass, block by block)."""
+    if not is_dask_array(y):
+        labels = _uniques(y)
+        if labels is None:
+            raise _missing_error([np.asarray(y)], ["y"])
+        return labels
+    blocks = make_blocks(y)
+    found: list[np.ndarray] | None = None
+    get = default_get()
+    step = blocks_within(CLASSES_GROUP_BYTES, blocks.block_bytes, 1, CLASSES_GROUP)
+    for start in range(0, blocks.n_blocks, step):
+        group = range(start, min(start + step, blocks.n_blocks))
+        computed = [np.asarray(part["X"]) for part in blocks.compute(group, get)]
+        kept = [(i, part) for i, part in zip(group, computed) if num_rows(part)]
+        if not kept:
+            continue
+        parts = [part for _, part in kept]
+        # One unique over the group: small blocks cost little each.
+        labels = _uniques(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        if labels is None:
+            raise _missing_error(parts, [blocks.describe(i) for i, _ in kept])
+        found = labels if found is None else list(map(np.union1d, found, labels))
+    if found is None:
+        raise ValueError("cannot find classes in an empty y")
+    return found

@@ -1,0 +1,184 @@
+"""Every use of dask internals, each behind one named function with a fallback.
+
+dask moves its internals between releases. Each function here uses one,
+guarded: when it is missing (an ImportError or AttributeError), a path
+through dask's public API gives the same result, possibly slower. So a dask
+release that moves an internal costs speed, never correctness. The tests run
+every fallback by setting :data:`FORCE_FALLBACK` (``tests/test_dask_compat.py``).
+
+What is here, and what it buys:
+
+- :func:`lowered_graph`: one graph for several collections, lowered as
+  ``dask.compute`` lowers it (``collections_to_expr(...).lower_completely()``);
+  the fallback merges each collection's own ``__dask_graph__()``.
+- :func:`graph_data`: the block a graph entry holds as data (``DataNode``),
+  so it need not go through a scheduler; the fallback says "compute it".
+- :func:`slices_to_merge`: whether a getter reads another getter's result
+  (``_is_getter_task``), the one case where dask's low-level fusion saves
+  reading; the fallback says yes, so dask fuses as usual.
+- :func:`suspended_progress_bars`: take the active ``ProgressBar``\\ s out of
+  ``Callback.active`` while a fit runs, so they draw one bar per epoch; the
+  fallback leaves them alone (one bar per scheduler call).
+- :func:`current_client`: the dask.distributed ``Client`` that dask computes
+  with now, from the public ``distributed.default_client``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
+
+import dask
+from dask.core import flatten
+
+logger = logging.getLogger("incremental")
+
+#: Set to True (tests do) to take every fallback path below.
+FORCE_FALLBACK = False
+
+
+class _Fallback(Exception):
+    """Raised inside this module to take a function's public fallback."""
+
+
+def _internal(module: str, name: str) -> Any:
+    """``module.name``, or :class:`_Fallback` when it is gone (or forced off)."""
+    if FORCE_FALLBACK:
+        raise _Fallback(name)
+    try:
+        imported = __import__(module, fromlist=[name])
+        return getattr(imported, name)
+    except (ImportError, AttributeError) as error:
+        raise _Fallback(name) from error
+
+
+# -- graphs -------------------------------------------------------------------
+GraphAndKeys = tuple[dict, list[list[Hashable]]]
+
+
+def lowered_graph(collections: Sequence[Any], optimize: bool) -> GraphAndKeys:
+    """One graph for ``collections`` and each one's keys, in block order.
+
+    Lowered completely, as ``dask.compute`` does, so that expressions (a
+    DataFrame repartition, say) become tasks. ``optimize=False`` skips dask's
+    graph optimisation (culling, fusion), which costs about 15 us per task.
+    """
+    try:
+        to_expr = _internal("dask.base", "collections_to_expr")
+        expr = to_expr(list(collections), optimize_graph=optimize)
+        expr = expr.lower_completely()
+        keys = [list(flatten(k)) for k in expr.__dask_keys__()]
+        return dict(expr.__dask_graph__()), keys
+    except _Fallback:
+        pass
+    # Each collection's own graph and keys. (Not ``dask.optimize``: for
+    # DataFrames in dask 2026 its collections' keys name other tasks than
+    # their graph computes.) A key two graphs share means the same task.
+    graph: dict = {}
+    for collection in collections:
+        graph.update(collection.__dask_graph__())
+    return graph, [list(flatten(c.__dask_keys__())) for c in collections]
+
+
+def graph_data(entry: Any) -> Any:
+    """The array a graph entry holds as data, or None if it must be computed.
+
+    ``da.from_array`` on a NumPy array puts the blocks themselves in the
+    graph; a scheduler call would only hand them back. Only objects with a
+    ``shape`` and ``ndim`` count as data: anything else may be a task or a key.
+    """
+    try:
+        data_node = _internal("dask._task_spec", "DataNode")
+        graph_node = _internal("dask._task_spec", "GraphNode")
+    except _Fallback:
+        return None
+    if isinstance(entry, data_node):
+        entry = entry.value
+    elif isinstance(entry, graph_node):
+        return None
+    if hasattr(entry, "shape") and hasattr(entry, "ndim"):
+        return entry
+    return None
+
+
+def slices_to_merge(graph: dict) -> bool:
+    """Whether a getter task reads from another getter task's result.
+
+    dask's optimisation merges such pairs into one read (``x[5:][2:6]``
+    becomes ``x[7:11]``), but only when it fuses tasks.
+    """
+    try:
+        is_getter = _internal("dask.array.optimization", "_is_getter_task")
+    except _Fallback:
+        return True  # cannot tell: let dask fuse, as it would by default
+    for node in graph.values():
+        task = is_getter(node)
+        source = getattr(task[1], "key", None) if task else None
+        if source is not None and is_getter(graph.get(source)):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def low_level_fusion_off() -> Iterator[None]:
+    """dask's low-level task fusion off, unless the user configured it."""
+    if dask.config.get("optimization.fuse.active", None) is None:
+        with dask.config.set({"optimization.fuse.active": False}):
+            yield
+    else:
+        yield
+
+
+# -- diagnostics --------------------------------------------------------------
+@contextlib.contextmanager
+def suspended_progress_bars() -> Iterator[list[Any]]:
+    """The active ``ProgressBar``\\ s, taken out of dask's callbacks meanwhile.
+
+    Yields the bars (an empty list when there are none or dask's callbacks
+    cannot be read); they are put back on exit. The caller drives them
+    through the ``Callback`` protocol (``_start``, ``_pretask``, ``_finish``).
+    """
+    try:
+        if FORCE_FALLBACK:
+            raise _Fallback("Callback.active")
+        from dask.callbacks import Callback
+        from dask.diagnostics import ProgressBar
+
+        entries = [
+            entry
+            for entry in list(Callback.active)
+            if isinstance(_owner(entry), ProgressBar)
+        ]
+        Callback.active.difference_update(entries)
+    except (_Fallback, ImportError, AttributeError, TypeError):
+        yield []
+        return
+    try:
+        yield [_owner(entry) for entry in entries]
+    finally:
+        Callback.active.update(entries)
+
+
+def _owner(entry: Any) -> Any:
+    """The object whose bound methods make up a callback entry, if any."""
+    return next((getattr(f, "__self__", None) for f in entry if f), None)
+
+
+# -- dask.distributed -----------------------------------------------------------
+def current_client() -> Any:
+    """The dask.distributed Client that dask computes with now, if any.
+
+    A Client that exists while ``dask.config.set(scheduler=...)`` names
+    another scheduler is not the one dask computes with.
+    """
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        client = default_client()
+    except ValueError:  # no Client
+        return None
+    return client if dask.base.get_scheduler() == client.get else None

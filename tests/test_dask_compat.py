@@ -1,0 +1,110 @@
+"""Every use of dask internals has a public fallback that gives the same result.
+
+Each test runs once on dask's internals and once with
+``_dask_compat.FORCE_FALLBACK`` set, as if a dask release had moved them.
+"""
+
+import io
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from dask.callbacks import Callback
+from dask.diagnostics import ProgressBar
+from sklearn.linear_model import SGDClassifier
+
+from incremental import Incremental, _dask_compat
+
+N, CHUNK = 600, 100
+
+
+@pytest.fixture(params=[False, True], ids=["internals", "fallback"])
+def fallback(request, monkeypatch):
+    monkeypatch.setattr(_dask_compat, "FORCE_FALLBACK", request.param)
+    return request.param
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(1)
+    Xn = rng.normal(size=(N, 4))
+    yn = (Xn[:, 0] > 0).astype(int)
+    return Xn, yn
+
+
+def plain(Xn, yn, rows=CHUNK):
+    model = SGDClassifier(random_state=0)
+    for start in range(0, len(Xn), rows):
+        model.partial_fit(
+            Xn[start : start + rows], yn[start : start + rows], classes=[0, 1]
+        )
+    return model
+
+
+def fit(X, y):
+    return Incremental(SGDClassifier(random_state=0), shuffle_blocks=False).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "make_x",
+    [
+        lambda Xn: da.from_array(Xn, chunks=CHUNK),  # blocks held as data
+        lambda Xn: da.from_array(Xn, chunks=CHUNK) * 1.0,  # a chain of tasks
+        lambda Xn: da.from_array(
+            np.vstack([Xn, Xn]), chunks=CHUNK
+        )[:N],  # slices of stored data
+    ],
+    ids=["data", "tasks", "slices"],
+)
+def test_arrays_fit_the_same(fallback, data, make_x):
+    Xn, yn = data
+    model = fit(make_x(Xn), da.from_array(yn, chunks=CHUNK))
+    np.testing.assert_array_equal(model.coef_, plain(Xn, yn).coef_)
+
+
+def test_dataframes_fit_the_same(fallback, data):
+    Xn, yn = data
+    frame = pd.DataFrame(Xn, columns=list("abcd")).assign(t=yn)
+    ddf = dd.from_pandas(frame, npartitions=6)
+    model = fit(ddf[list("abcd")], ddf["t"])
+    np.testing.assert_array_equal(
+        model.coef_, plain(frame[list("abcd")], yn).coef_
+    )
+
+
+def test_blocks_held_as_data_are_found_only_with_internals(fallback, data):
+    Xn, yn = data
+    X = da.from_array(Xn, chunks=CHUNK)
+    (key,) = [k for k in X.__dask_graph__() if k[1] == 0]
+    found = _dask_compat.graph_data(X.__dask_graph__()[key])
+    assert (found is None) == fallback
+    if not fallback:
+        np.testing.assert_array_equal(found, Xn[:CHUNK])
+
+
+def test_progress_bars_without_internals_still_work(fallback, data):
+    Xn, yn = data
+    out = io.StringIO()
+    with ProgressBar(out=out):
+        fit(da.from_array(Xn, chunks=CHUNK) * 2.0, da.from_array(yn, chunks=CHUNK))
+    bars = out.getvalue().count("100% Completed")
+    # one bar per epoch with the internals; one per scheduler call without
+    assert bars == 1 if not fallback else bars >= 1
+    assert Callback.active == set()
+
+
+def test_slices_to_merge_falls_back_to_letting_dask_fuse(fallback):
+    stored = da.from_array(np.zeros((100, 2)), chunks=50)
+    graph = dict(stored[10:][:5].__dask_graph__())
+    assert _dask_compat.slices_to_merge(graph) or not fallback
+
+
+def test_lowered_graph_gives_the_keys_of_every_block(fallback):
+    X = da.ones((10, 2), chunks=(3, 2)) + 1
+    graph, keys = _dask_compat.lowered_graph([X], optimize=True)
+    assert len(keys) == 1 and len(keys[0]) == 4
+    values = dask.get(graph, keys[0])
+    assert [v.shape[0] for v in values] == [3, 3, 3, 1]
