@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from incremental.demo import peak_rss_bytes, write_dataset
+from incremental.demo import write_dataset
+
+from ._memory import peak_rss_bytes
 
 CLASSES = np.array([0, 1])
 
@@ -103,7 +105,7 @@ def in_fresh_process(func: Callable[..., dict], /, *args: Any, **kwargs: Any) ->
 
     A new process (spawned, not forked) starts with nothing allocated, so the
     peak RSS it reports is the peak of this one job (measured as
-    ``incremental.demo.peak_rss_bytes`` does, not with ``ru_maxrss``, which
+    ``_memory.peak_rss_bytes`` does, not with ``ru_maxrss``, which
     a child inherits from this process on Linux). ``func`` must be a
     module-level function; it adds ``peak_rss_mb`` to its result through
     :func:`with_peak_rss`.

@@ -7,11 +7,21 @@ Public surface:
 - :class:`ParallelPostFit` fits in memory and predicts, transforms and scores
   dask data in parallel.
 - ``STREAMING_METRICS``: the scoring names that are reduced block by block.
+- :class:`NotStreamableError`: raised where a metric must be reduced block by
+  block and cannot be.
+
+How the package is built: ``ARCHITECTURE.md`` at the repository's root.
 """
 
 from ._incremental import Incremental
 from ._postfit import ParallelPostFit
-from ._scoring import STREAMING_METRICS
+from ._scoring import STREAMING_METRICS, NotStreamableError
 
 __version__ = "0.1.0"
-__all__ = ["Incremental", "ParallelPostFit", "STREAMING_METRICS", "__version__"]
+__all__ = [
+    "Incremental",
+    "NotStreamableError",
+    "ParallelPostFit",
+    "STREAMING_METRICS",
+    "__version__",
+]

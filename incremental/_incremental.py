@@ -161,6 +161,13 @@ class Incremental(ParallelPostFit):
     best_score_ : float
         With early stopping: the best validation score, whose model is kept.
 
+    See Also
+    --------
+    ParallelPostFit : fit in memory, then predict and score in parallel; its
+        methods (``predict``, ``transform``, ``score``, ...) are this class's.
+    NotStreamableError : raised when ``scoring`` cannot be reduced block by
+        block where it must be (early stopping).
+
     Examples
     --------
     >>> import dask.array as da
@@ -339,8 +346,8 @@ class Incremental(ParallelPostFit):
             for epoch in range(plan.n_epochs):
                 job = EpochJob(blocks, plan.batches(epoch), fit, prefetch, group, epoch)
                 record = self._run_epoch(runner, job, progress)
-                record["score"] = None if check_score is None else check_score(
-                    self.estimator_
+                record["score"] = (
+                    None if check_score is None else check_score(self.estimator_)
                 )
                 self.history_.append(record)
                 self.n_epochs_ = len(self.history_)
@@ -431,8 +438,7 @@ class Incremental(ParallelPostFit):
         self.best_score_ = stopping.best_score
         if stop:
             logger.info(
-                "early stop after epoch %d: no improvement of %s over %g for %d "
-                "epochs",
+                "early stop after epoch %d: no improvement of %s over %g for %d epochs",
                 record["epoch"] + 1,
                 self.scoring or "score",
                 self.tol,

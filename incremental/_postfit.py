@@ -88,6 +88,12 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         The fitted estimator. Its learned attributes (``coef_``,
         ``classes_``, ...) are also reachable on the wrapper.
 
+    See Also
+    --------
+    Incremental : fit on data larger than memory with ``partial_fit``, block
+        by block; it has every method of this class.
+    STREAMING_METRICS : the ``scoring`` names reduced block by block.
+
     Examples
     --------
     >>> import dask.array as da

@@ -23,7 +23,7 @@ of the process. What the cores did meanwhile (dask's ``Profiler`` and
 ``ResourceProfiler``) is saved as ``profile.html`` when bokeh is installed.
 
 The dataset generator (:func:`write_dataset`, :func:`load_dataset`) is also
-used by ``benchmarks/``.
+used by ``benchmarks/``, which measure the data this command makes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -259,77 +258,17 @@ def make_demo_pipeline(seed: int = 0, verbose: int = 0) -> Any:
     )
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far, in bytes.
+def _peak_rss_bytes() -> int | None:
+    """Peak resident memory of this process so far, in bytes (None if unknown).
 
-    On Linux this is ``VmHWM`` of ``/proc/self/status``. ``ru_maxrss`` is
-    not used there because a process started by a big one (``subprocess``,
-    ``multiprocessing``) inherits the big one's peak: the kernel carries it
-    over the fork and the exec.
+    The demo runs as its own process, so ``ru_maxrss`` is its own peak.
     """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # given in kB
-    except (OSError, ValueError, IndexError):
-        pass
     try:
         import resource
     except ImportError:  # Windows
-        import psutil
-
-        return psutil.Process().memory_info().peak_wset
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS
-
-
-class PeakMemory:
-    """Sample this process's RSS in a thread; ``peak_bytes`` is the highest seen.
-
-    :func:`peak_rss_bytes` tells the peak of the whole life of the process;
-    this tells the peak of one stretch of it. ``peak_bytes`` is None without
-    psutil. dask's ``ResourceProfiler`` is not used for this because its
-    figure also counts the memory of its own tracking process.
-
-    Examples
-    --------
-    >>> with PeakMemory() as memory:
-    ...     block = bytearray(50 * 2**20)
-    >>> memory.peak_bytes is None or memory.peak_bytes > 50 * 2**20
-    True
-    """
-
-    def __init__(self, interval: float = 0.005):
-        self.interval = interval
-        self.peak_bytes: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _sample(self) -> None:
-        self.peak_bytes = max(self.peak_bytes or 0, self._process.memory_info().rss)
-
-    def __enter__(self) -> PeakMemory:
-        try:
-            import psutil
-        except ImportError:
-            return self
-        self._process = psutil.Process()
-        self._sample()
-
-        def sample_until_stopped() -> None:
-            while not self._stop.wait(self.interval):
-                self._sample()
-
-        self._thread = threading.Thread(target=sample_until_stopped, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._sample()
 
 
 # -- the run -----------------------------------------------------------------
@@ -381,7 +320,7 @@ def run_demo(
     pipe = make_demo_pipeline(seed, verbose=2)
     profiler, resources = _profilers()
     predictions_path = out / PREDICTIONS_NAME
-    with profiler, resources, PeakMemory() as memory:
+    with profiler, resources:
         started = time.perf_counter()
         print(
             "fit       pass 1: StandardScaler, pass 2: SGDClassifier", file=sys.stderr
@@ -406,19 +345,14 @@ def run_demo(
         "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,
         "accuracy": accuracy,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "fit_predict_rss_bytes": memory.peak_bytes,
+        "peak_rss_bytes": _peak_rss_bytes(),
         "profile": _save_profile([profiler, resources], out / PROFILE_NAME),
         "predictions": str(predictions_path),
     }
 
 
 def _report(result: dict[str, Any]) -> str:
-    during = ""
-    if result["fit_predict_rss_bytes"] is not None:
-        # Making the data can set the process peak; this is fit and predict's.
-        mib = result["fit_predict_rss_bytes"] / 2**20
-        during = f" ({mib:,.0f} MiB during fit and predict, sampled)"
+    peak = result["peak_rss_bytes"]
     rows = [
         (
             "fit time",
@@ -437,8 +371,8 @@ def _report(result: dict[str, Any]) -> str:
         ),
         (
             "peak memory",
-            f"{result['peak_rss_bytes'] / 2**20:,.0f} MiB",
-            "peak RSS of this process" + during,
+            "unknown" if peak is None else f"{peak / 2**20:,.0f} MiB",
+            "peak RSS of this process",
         ),
         ("profile", result["profile"], ""),
     ]

@@ -53,9 +53,9 @@ def fit(X, y):
     [
         lambda Xn: da.from_array(Xn, chunks=CHUNK),  # blocks held as data
         lambda Xn: da.from_array(Xn, chunks=CHUNK) * 1.0,  # a chain of tasks
-        lambda Xn: da.from_array(
-            np.vstack([Xn, Xn]), chunks=CHUNK
-        )[:N],  # slices of stored data
+        lambda Xn: da.from_array(np.vstack([Xn, Xn]), chunks=CHUNK)[
+            :N
+        ],  # slices of stored data
     ],
     ids=["data", "tasks", "slices"],
 )
@@ -70,9 +70,7 @@ def test_dataframes_fit_the_same(fallback, data):
     frame = pd.DataFrame(Xn, columns=list("abcd")).assign(t=yn)
     ddf = dd.from_pandas(frame, npartitions=6)
     model = fit(ddf[list("abcd")], ddf["t"])
-    np.testing.assert_array_equal(
-        model.coef_, plain(frame[list("abcd")], yn).coef_
-    )
+    np.testing.assert_array_equal(model.coef_, plain(frame[list("abcd")], yn).coef_)
 
 
 def test_blocks_held_as_data_are_found_only_with_internals(fallback, data):

@@ -32,17 +32,6 @@ def local_fit(X, y, **params):
     )
 
 
-@pytest.fixture
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
-
-
 @pytest.mark.parametrize("params", [{}, {"max_epochs": 2, "batch_size": 250}])
 def test_cluster_fit_equals_local_fit(client, data, params):
     X, y = data

@@ -83,9 +83,7 @@ def test_classes_source():
 
 
 def test_hold_out_and_epochs_follow_one_documented_sequence():
-    plan = make_plan(
-        10, check_random_state(3), max_epochs=3, hold_out_fraction=0.2
-    )
+    plan = make_plan(10, check_random_state(3), max_epochs=3, hold_out_fraction=0.2)
     rng = check_random_state(3)
     held = np.sort(rng.permutation(10)[:2])
     train = np.setdiff1d(np.arange(10), held)
@@ -140,5 +138,7 @@ def test_batches_without_batch_size_are_the_blocks():
         ("auto", math.nan, None, (4, 2)),  # size unknown (a DataFrame)
     ],
 )
-def test_prefetch_and_group_follow_the_size(prefetch, block_bytes, batch_bytes, expected):
+def test_prefetch_and_group_follow_the_size(
+    prefetch, block_bytes, batch_bytes, expected
+):
     assert prefetch_and_group(prefetch, block_bytes, batch_bytes) == expected

@@ -78,7 +78,9 @@ def test_stream_never_runs_more_than_prefetch_ahead():
         return list(indices)
 
     prefetch, group, n = 3, 2, 40
-    stream = BlockStream(compute, range(n), prefetch=prefetch, group=group, overlap=True)
+    stream = BlockStream(
+        compute, range(n), prefetch=prefetch, group=group, overlap=True
+    )
     for index, _ in stream:
         # A slow consumer: let the producer run as far ahead as it may.
         with changed:
@@ -213,7 +215,9 @@ def test_auto_overlaps_from_the_first_group_when_blocks_are_large():
         return list(indices)
 
     prefetch, group = 2, 2
-    stream = BlockStream(compute, range(12), prefetch=prefetch, group=group, clock=clock)
+    stream = BlockStream(
+        compute, range(12), prefetch=prefetch, group=group, clock=clock
+    )
     consumed = []
     for index, _ in stream:
         if index == 0:

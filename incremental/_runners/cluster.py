@@ -153,7 +153,7 @@ class _Chain:
 
 
 def _phase(computed: dict[int, dict[str, Any]]) -> str:
-    """"computing" if one of a batch's block futures failed, else "fitting"."""
+    """``"computing"`` if a block future of the batch failed, else ``"fitting"``."""
     for parts in computed.values():
         for value in parts.values():
             if getattr(value, "status", None) == "error":

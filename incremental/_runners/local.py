@@ -100,9 +100,7 @@ class LocalRunner:
 
 def _replay(job: EpochJob, model: Any, positions: range, get: Any) -> None:
     """Fit ``model`` again on the batches at ``positions``, in order."""
-    stream = BlockStream(
-        partial(job.assemble, get=get), positions, prefetch=2, group=1
-    )
+    stream = BlockStream(partial(job.assemble, get=get), positions, prefetch=2, group=1)
     for _, batch in stream:
         if num_rows(batch["X"]):
             job.fit(model, batch)
