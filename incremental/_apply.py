@@ -3,8 +3,10 @@
 One function serves every post-fit method (``predict``, ``predict_proba``,
 ``transform``, ...): dask array in gives a lazy dask array out through
 ``map_blocks``; dask DataFrame in gives a lazy dask array through
-``map_partitions``; anything else gives the estimator's own result. The
-output's type, dtype and width are learned by calling the method on one row.
+``map_partitions`` (one block per partition the frame reports, whatever
+dask's optimiser would read); anything else gives the estimator's own
+result. The output's type, dtype and width are learned by calling the method
+on one row.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._blocks import is_dask_array, is_dask_frame, num_rows, whole_rows
+from ._dask_compat import reported_partitions
 
 POSTFIT_METHODS = (
     "predict",
@@ -141,14 +144,19 @@ def apply_blockwise(estimator: Any, method: str, X: Any, meta: Any = None, **kwa
         common = {"method": method, "kwargs": kwargs, "item": item}
         if is_dask_frame(X):
             one_meta = _empty_like(one) if one_meta is None else one_meta
-            out = X.map_partitions(
-                _apply_block,
-                estimator_key,
-                empty=one_meta,
-                meta=one_meta,
-                enforce_metadata=False,
-                **common,
-            )
+            # dask makes (and optimises) the output array here: with its
+            # partition tuning on, the array of a parquet frame's columns
+            # could have fewer blocks than X has partitions, and no longer
+            # line up with a y taken from the same frame.
+            with reported_partitions():
+                out = X.map_partitions(
+                    _apply_block,
+                    estimator_key,
+                    empty=one_meta,
+                    meta=one_meta,
+                    enforce_metadata=False,
+                    **common,
+                )
         else:
             out = X.map_blocks(
                 _apply_block,

@@ -114,15 +114,59 @@ def n_blocks_of(X: Any) -> int:
 
 
 def compute_row_chunks(X: Any) -> tuple[int, ...]:
-    """Rows in each block, computing them if dask does not know (one pass)."""
+    """Rows in each block, computing them if dask does not know (one pass).
+
+    The counts are those of the blocks :func:`make_blocks` cuts: an array's
+    are counted on its own graph, a frame's for each partition it reports.
+    """
     known = row_chunks(X)
     if known is not None:
         return known
     if is_dask_array(X):
         return tuple(map(int, X.compute_chunk_sizes().chunks[0]))
     if is_dask_frame(X):
-        return tuple(int(n) for n in X.map_partitions(len).compute())
+        return _partition_lengths(X)
     return (num_rows(X),)
+
+
+def _partition_lengths(frame: Any) -> tuple[int, ...]:
+    """Rows of each partition ``frame.npartitions`` reports (one pass)."""
+    # Without this, a column of a parquet frame is counted in the fewer,
+    # larger partitions dask's optimiser reads (6 counts for 40 partitions).
+    with _dask_compat.reported_partitions():
+        counts = tuple(int(n) for n in frame.map_partitions(len).compute())
+    if len(counts) == frame.npartitions:
+        return counts
+    # A dask that tunes whatever we ask: count on the graph make_blocks
+    # builds, which is lowered without tuning (and reads every column).
+    return tuple(make_blocks(frame).map_blocks(_rows_of_x))
+
+
+def _rows_of_x(X: Any) -> int:
+    return num_rows(X)
+
+
+def frame_as_array(frame: Any) -> da.Array:
+    """A dask DataFrame or Series as a lazy dask array, a block per partition.
+
+    The rows of each block stay unknown (NaN) until something counts them.
+    Not ``frame.to_dask_array(lengths=True)``: dask makes the array from the
+    frame optimised, where a parquet column may be read in fewer partitions
+    than the frame reports, and then refuses the lengths it counted
+    ("6 != 40"). Made with dask's partition tuning off, the array has one
+    block per reported partition; on a dask that cannot turn tuning off it
+    may have fewer, which :func:`make_blocks` handles by counting rows.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd
+    >>> import pandas as pd
+    >>> y = dd.from_pandas(pd.Series([1, 2, 3, 4, 5]), npartitions=2)
+    >>> frame_as_array(y).chunks
+    ((nan, nan),)
+    """
+    with _dask_compat.reported_partitions():
+        return frame.to_dask_array()
 
 
 def describe_type(value: Any) -> str:
@@ -315,8 +359,8 @@ def _align_dask(name: str, value: Any, X: Any, n_blocks: int) -> Any:
     """``value`` as a dask collection with exactly X's row blocks."""
     if is_dask_frame(value):
         if is_dask_frame(X) and value.npartitions == n_blocks:
-            return value
-        value = value.to_dask_array(lengths=True)
+            return value  # lowered with X into one graph: the same partitions
+        value = frame_as_array(value)
     value = whole_rows(value)
     if value.ndim == 0:
         raise ValueError(f"{name} must have one entry per row of X, got a scalar")
@@ -402,6 +446,7 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
 
     graph, keys_per_collection = _optimized_graph(list(lazy.values()))
     keys = dict(zip(lazy, keys_per_collection))
+    _check_graph(graph, keys, n_blocks, inputs)
 
     def part(name: str, i: int) -> Any:
         if name not in keys:
@@ -418,6 +463,35 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
         else None
     )
     return Blocks(tuple(inputs), parts, graph, offsets, _nbytes(X))
+
+
+def _check_graph(
+    graph: dict, keys: dict[str, list[Hashable]], n_blocks: int, inputs: dict
+) -> None:
+    """Raise if dask's graph does not give each input exactly X's blocks.
+
+    Everything after make_blocks takes block i of every input; a graph that
+    disagrees with what its collection reports must stop here, named, not
+    as an IndexError, a KeyError or a misalignment later.
+    """
+    for name, block_keys in keys.items():
+        if len(block_keys) != n_blocks:
+            raise RuntimeError(
+                f"dask's graph of {name} ({describe_type(inputs[name])}) has "
+                f"{len(block_keys)} blocks where X has {n_blocks}: dask changed "
+                f"its partitions while building the graph, so the rows of {name} "
+                "cannot be paired with X's; compute it into memory first"
+            )
+        missing = next((i for i, k in enumerate(block_keys) if k not in graph), None)
+        # On a cluster, the blocks of a persisted collection are held there.
+        if missing is not None and _dask_compat.current_client() is None:
+            raise RuntimeError(
+                f"dask's graph of {name} has no task for its block {missing} of "
+                f"{n_blocks}, so it cannot be computed (dask loses blocks when "
+                "some columns of a parquet frame are persisted, dask/dask#12488); "
+                "do not persist it, or persist the whole frame before selecting "
+                "columns"
+            )
 
 
 def _nbytes(X: Any) -> float:

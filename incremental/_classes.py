@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ._blocks import default_get, is_dask_array, is_dask_frame, make_blocks, num_rows
+from ._blocks import (
+    default_get,
+    frame_as_array,
+    is_dask_array,
+    is_dask_frame,
+    make_blocks,
+    num_rows,
+)
 from ._plan import blocks_within
 from ._quirks import quirks_of
 
@@ -41,7 +48,7 @@ def find_classes(y: Any, estimator: Any) -> Any:
     """
     per_output = quirks_of(estimator).classes_per_output
     if is_dask_frame(y):
-        y = y.to_dask_array()
+        y = frame_as_array(y)  # blocks named in errors are y's partitions
     elif not is_dask_array(y):
         y = np.asarray(y)  # lists of lists and array-likes without a shape
     if y.ndim == 2 and y.shape[1] == 1 and not per_output:

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from incremental import _blocks
 from incremental._blocks import make_blocks
 
 
@@ -163,3 +164,29 @@ def test_slices_of_stored_data_are_still_merged_into_one_read():
     np.testing.assert_array_equal(block["X"], stored.values[5:10, :2])
     # one read of only the two columns, not of the whole block then sliced
     assert stored.reads[-1] == (slice(5, 10), slice(0, 2))
+
+
+def test_a_graph_with_other_blocks_than_x_is_a_clear_error(data, monkeypatch):
+    Xn, yn = data
+    optimized = _blocks._optimized_graph
+
+    def drop_last_block_of_y(collections):
+        graph, keys = optimized(collections)
+        return graph, [keys[0], keys[1][:-1]]
+
+    monkeypatch.setattr(_blocks, "_optimized_graph", drop_last_block_of_y)
+    with pytest.raises(RuntimeError, match="graph of y .* has 4 blocks where X has 5"):
+        make_blocks(da.from_array(Xn, chunks=25), da.from_array(yn, chunks=25))
+
+
+def test_a_persisted_column_selection_that_lost_blocks_is_named(frame_files):
+    df = frame_files.read()
+    X = df[frame_files.columns].persist()  # dask/dask#12488 loses blocks here
+    try:
+        X.compute()
+    except Exception:
+        pass
+    else:
+        pytest.skip("this dask persists column selections whole")
+    with pytest.raises(RuntimeError, match="graph of X has no task for its block"):
+        make_blocks(X, df["y"])
