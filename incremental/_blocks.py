@@ -395,7 +395,11 @@ def check_input(X: Any) -> None:
                 f"{describe_type(X)}"
             )
         return
+    # A string, a dict or a set has a length but no rows: a string would be
+    # read as one row per character.
     try:
+        if isinstance(X, str | bytes | Mapping | set | frozenset):
+            raise TypeError
         num_rows(X)
     except TypeError:
         raise TypeError(

@@ -1,0 +1,66 @@
+"""Finding ``classes`` in y: one pass, and missing labels refused before fitting."""
+
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import SGDClassifier
+
+from incremental import Incremental
+from incremental._classes import find_classes
+
+
+class RecordingClassifier(SGDClassifier):
+    """SGDClassifier that records each partial_fit call on its class."""
+
+    calls: list = []
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        RecordingClassifier.calls.append(len(X))
+        return super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
+
+
+@pytest.fixture
+def recorded():
+    RecordingClassifier.calls = []
+    return RecordingClassifier.calls
+
+
+def _labels_with_missing(missing, dtype):
+    y = np.arange(500) % 3
+    y = y.astype(dtype)
+    y[217] = missing  # block 2 of 5 (rows 200:300), its row 17
+    return y
+
+
+@pytest.mark.parametrize("missing,dtype", [(np.nan, float), (None, object)])
+def test_missing_label_named_with_its_block_and_row_before_any_fit(
+    missing, dtype, recorded
+):
+    X = da.zeros((500, 2), chunks=100)
+    y = da.from_array(_labels_with_missing(missing, dtype), chunks=100)
+    model = Incremental(RecordingClassifier(), shuffle_blocks=False)
+    with pytest.raises(ValueError, match="y contains NaN or None") as info:
+        model.fit(X, y)
+    assert "1 in block 2 of 5 (rows 200:300), the first at its row 17" in str(
+        info.value
+    )
+    assert recorded == []  # refused before the first partial_fit
+    assert not hasattr(info.value, "__notes__")  # not blamed on a block's fit
+
+
+def test_missing_label_in_a_series_names_its_partition():
+    y = dd.from_pandas(pd.Series(_labels_with_missing(np.nan, float)), npartitions=5)
+    with pytest.raises(ValueError, match="in block 2 of 5, the first at its row 17"):
+        find_classes(y, SGDClassifier())
+
+
+def test_missing_label_in_memory():
+    with pytest.raises(ValueError, match="y contains NaN or None \\(1 in y, .* 217"):
+        find_classes(_labels_with_missing(None, object), SGDClassifier())
+
+
+def test_classes_are_the_sorted_labels_of_every_block():
+    y = da.from_array(np.array(["b", "a", "c", "a"] * 50), chunks=30)
+    np.testing.assert_array_equal(find_classes(y, SGDClassifier()), ["a", "b", "c"])
