@@ -396,9 +396,11 @@ def check_input(X: Any) -> None:
             )
         return
     # A string, a dict or a set has a length but no rows: a string would be
-    # read as one row per character.
+    # read as one row per character. (scipy's DOK matrices are dicts too.)
     try:
-        if isinstance(X, str | bytes | Mapping | set | frozenset):
+        if isinstance(X, str | bytes | Mapping | set | frozenset) and not sp.issparse(
+            X
+        ):
             raise TypeError
         num_rows(X)
     except TypeError:
