@@ -165,8 +165,20 @@ def frame_as_array(frame: Any) -> da.Array:
     >>> frame_as_array(y).chunks
     ((nan, nan),)
     """
+    numpy_dtype = getattr(getattr(frame, "dtype", None), "numpy_dtype", None)
     with _dask_compat.reported_partitions():
-        return frame.to_dask_array()
+        if numpy_dtype is None:
+            return frame.to_dask_array()
+        # A Series of a pandas extension dtype (Int64, boolean, int64[pyarrow])
+        # would come out as objects, which scikit-learn refuses as labels of
+        # unknown type; each partition gives its NumPy values instead (floats
+        # with NaN where a value is missing, which the classes pass names).
+        meta = np.empty(0, dtype=numpy_dtype)
+        return frame.map_partitions(_series_values, meta=meta)
+
+
+def _series_values(part: Any) -> np.ndarray:
+    return part.to_numpy()
 
 
 def describe_type(value: Any) -> str:
@@ -386,27 +398,36 @@ def _split_in_memory(name: str, value: Any, X: Any) -> list[Any]:
     return [take_rows(value, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def check_input(X: Any) -> None:
-    """Raise a TypeError naming what X is when it cannot be cut into row blocks."""
-    if is_dask_collection(X):
-        if not (is_dask_array(X) or is_dask_frame(X)):
+def check_input(value: Any, name: str = "X") -> None:
+    """Raise a TypeError naming what ``value`` (X, or ``name``) is when it
+    cannot be cut into row blocks.
+
+    Examples
+    --------
+    >>> check_input(3.0, "y")
+    Traceback (most recent call last):
+    ...
+    TypeError: y must be a dask array or DataFrame, or an in-memory array-like with one entry per row of X, got builtins.float
+    """
+    rows = "one row per sample" if name == "X" else "one entry per row of X"
+    if is_dask_collection(value):
+        if not (is_dask_array(value) or is_dask_frame(value)):
             raise TypeError(
-                "X must be an array-like or a dask array or DataFrame, got "
-                f"{describe_type(X)}"
+                f"{name} must be an array-like or a dask array or DataFrame, got "
+                f"{describe_type(value)}"
             )
         return
     # A string, a dict or a set has a length but no rows: a string would be
     # read as one row per character. (scipy's DOK matrices are dicts too.)
+    no_rows = isinstance(value, str | bytes | Mapping | set | frozenset)
     try:
-        if isinstance(X, str | bytes | Mapping | set | frozenset) and not sp.issparse(
-            X
-        ):
+        if (no_rows and not sp.issparse(value)) or getattr(value, "ndim", 1) == 0:
             raise TypeError
-        num_rows(X)
+        num_rows(value)
     except TypeError:
         raise TypeError(
-            "X must be a dask array or DataFrame, or an in-memory array-like with "
-            f"one row per sample, got {describe_type(X)}"
+            f"{name} must be a dask array or DataFrame, or an in-memory "
+            f"array-like with {rows}, got {describe_type(value)}"
         ) from None
 
 

@@ -319,6 +319,8 @@ class Incremental(ParallelPostFit):
                 f"prefetch must be 'auto' or an integer >= 1, got {prefetch!r}"
             )
         check_input(X)
+        if y is not None:
+            check_input(y, "y")
         _check_target(self.estimator, y)
 
     # -- the fit -------------------------------------------------------------

@@ -64,3 +64,26 @@ def test_missing_label_in_memory():
 def test_classes_are_the_sorted_labels_of_every_block():
     y = da.from_array(np.array(["b", "a", "c", "a"] * 50), chunks=30)
     np.testing.assert_array_equal(find_classes(y, SGDClassifier()), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "UInt8", "int64[pyarrow]"])
+def test_labels_of_pandas_extension_dtypes_give_numeric_classes(dtype):
+    # dask turns such a Series into an array of objects, which scikit-learn
+    # refuses as labels of an unknown type.
+    labels = pd.Series(np.arange(300) % 3).astype(dtype)
+    frame = dd.from_pandas(pd.DataFrame({"a": np.arange(300.0)}), npartitions=3)
+    y = dd.from_pandas(labels, npartitions=2)  # other partitions than X's
+    classes = find_classes(y, SGDClassifier())
+    assert classes.dtype.kind in "iu" and classes.tolist() == [0, 1, 2]
+    model = Incremental(SGDClassifier(random_state=0), shuffle_blocks=False)
+    plain = model.fit(frame, y.astype("int64"))
+    np.testing.assert_array_equal(model.fit(frame, y).coef_, plain.coef_)
+    assert model.classes_.tolist() == [0, 1, 2]
+
+
+def test_a_missing_label_of_an_extension_dtype_is_named():
+    labels = pd.Series(np.arange(300) % 3, dtype="Int64")
+    labels[150] = pd.NA
+    y = dd.from_pandas(labels, npartitions=2)
+    with pytest.raises(ValueError, match="1 in block 1 of 2, the first at its row 0"):
+        find_classes(y, SGDClassifier())

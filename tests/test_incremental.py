@@ -414,3 +414,10 @@ def test_x_that_is_not_data_is_named_before_y_is_read(X):
     with pytest.raises(TypeError, match="X must be .*, got "):
         Incremental(SGDClassifier()).fit(X, y)
     assert reads == []
+
+
+@pytest.mark.parametrize("y", [1, "labels", np.array(1)], ids=repr)
+def test_y_that_is_not_data_is_named(data, y):
+    _, _, X, _ = data
+    with pytest.raises(TypeError, match="y must be .* one entry per row of X, got"):
+        Incremental(SGDClassifier()).fit(X, y)

@@ -52,7 +52,7 @@ def test_validation_data_that_is_not_a_pair_is_named(data, given, named):
 def test_validation_data_with_other_features_is_refused_before_any_block(data, kind):
     X, y = data
     X_val = {
-        "dask array": X[:, :3],
+        "dask array": X[:50, :3],
         "numpy": np.zeros((50, 5)),
         "dask frame": dd.from_pandas(pd.DataFrame(np.zeros((50, 3))), npartitions=2),
     }[kind]
@@ -67,3 +67,20 @@ def test_frames_are_compared_by_their_columns():
     assert X_val is frame
     with pytest.raises(ValueError, match="X_val has 4 features but X has 2"):
         check_validation_data((frame, np.zeros(10)), frame[[0, 1]])
+
+
+def test_validation_labels_of_another_length_are_refused_before_any_block(data):
+    X, y = data
+    with pytest.raises(ValueError, match="X_val has 100 rows but y_val has 90"):
+        _early().fit(X, y, validation_data=(X[:100], y[:90]))
+    assert RecordingClassifier.calls == []
+
+
+def test_validation_data_of_unknown_lengths_is_named_in_the_error(data):
+    X, y = data
+    frame = dd.from_pandas(pd.DataFrame(np.zeros((100, 4))), npartitions=1)
+    y_val = dd.from_pandas(pd.Series(np.zeros(97, dtype=int)), npartitions=2)
+    with pytest.raises(ValueError, match="X has 100 rows but y has 97") as info:
+        _early().fit(X, y, validation_data=(frame, y_val))
+    assert "validation_data's X_val, y_val" in info.value.__notes__[-1]
+    assert RecordingClassifier.calls == []
