@@ -9,10 +9,13 @@ Public surface:
 - ``STREAMING_METRICS``: the scoring names that are reduced block by block.
 - :class:`NotStreamableError`: raised where a metric must be reduced block by
   block and cannot be.
+- :class:`IndexMismatchWarning`: blocks of X and y are pandas objects with
+  other indexes (rows are paired by position, as scikit-learn pairs them).
 
 How the package is built: ``ARCHITECTURE.md`` at the repository's root.
 """
 
+from ._blocks import IndexMismatchWarning
 from ._incremental import Incremental
 from ._postfit import ParallelPostFit
 from ._scoring import STREAMING_METRICS, NotStreamableError
@@ -20,6 +23,7 @@ from ._scoring import STREAMING_METRICS, NotStreamableError
 __version__ = "0.1.0"
 __all__ = [
     "Incremental",
+    "IndexMismatchWarning",
     "NotStreamableError",
     "ParallelPostFit",
     "STREAMING_METRICS",

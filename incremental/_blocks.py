@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -542,6 +543,23 @@ def check_block_rows(block: dict[str, Any], where: str | Callable[[], str]) -> N
                 f"{where}: X has {n} rows but {name} has {num_rows(value)}; "
                 f"X and {name} must have one entry per row"
             )
+    X, y = block["X"], block.get("y")
+    if hasattr(X, "iloc") and hasattr(y, "iloc") and not X.index.equals(y.index):
+        warnings.warn(_OTHER_INDEX, IndexMismatchWarning, stacklevel=2)
+
+
+class IndexMismatchWarning(UserWarning):
+    """A block of X and its block of y are pandas objects with other indexes."""
+
+
+# One text for every block, so Python shows it once rather than per block.
+_OTHER_INDEX = (
+    "X and y have different indexes in some blocks: their rows are paired by "
+    "position, as scikit-learn pairs them, not by index. If y was read apart "
+    "from X (another read_parquet or reader, which may order files otherwise), "
+    "its rows may not be X's: take X and y from one DataFrame. Give y as an "
+    "array (y.to_dask_array()) to pair by position without this warning."
+)
 
 
 # A batch is a list of pieces: (block index, rows of that block or None for all).

@@ -1,3 +1,5 @@
+import warnings
+
 import dask
 import dask.array as da
 import dask.dataframe as dd
@@ -5,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn.linear_model import SGDClassifier
 
-from incremental import _blocks
+from incremental import Incremental, IndexMismatchWarning, _blocks
 from incremental._blocks import make_blocks
 
 
@@ -190,3 +193,22 @@ def test_a_persisted_column_selection_that_lost_blocks_is_named(frame_files):
         pytest.skip("this dask persists column selections whole")
     with pytest.raises(RuntimeError, match="graph of X has no task for its block"):
         make_blocks(X, df["y"])
+
+
+def test_pandas_blocks_of_other_indexes_are_paired_by_position_with_a_warning():
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0]}, index=[10, 11, 12])
+    same = {"X": X, "y": pd.Series([0, 1, 0], index=[10, 11, 12])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _blocks.check_block_rows(same, "block 0")
+        _blocks.check_block_rows({"X": X, "y": np.array([0, 1, 0])}, "block 0")
+    other = {"X": X, "y": pd.Series([0, 1, 0], index=[12, 11, 10])}
+    with pytest.warns(IndexMismatchWarning, match="paired by position"):
+        _blocks.check_block_rows(other, "block 0")
+
+
+def test_a_y_read_apart_from_x_in_another_order_is_warned_about(frame_files):
+    df = frame_files.read()
+    reversed_y = df["y"].compute()[::-1]  # the labels of other rows
+    with pytest.warns(IndexMismatchWarning):
+        Incremental(SGDClassifier()).fit(df[frame_files.columns], reversed_y)
