@@ -120,5 +120,8 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
             raise _missing_error(parts, [blocks.describe(i) for i, _ in kept])
         found = labels if found is None else list(map(np.union1d, found, labels))
     if found is None:
-        raise ValueError("cannot find classes in an empty y")
+        raise ValueError(
+            "Found array with 0 sample(s): every block of y is empty, so it "
+            "has no classes to find and there is nothing to fit"
+        )
     return found

@@ -87,3 +87,9 @@ def test_a_missing_label_of_an_extension_dtype_is_named():
     y = dd.from_pandas(labels, npartitions=2)
     with pytest.raises(ValueError, match="1 in block 1 of 2, the first at its row 0"):
         find_classes(y, SGDClassifier())
+
+
+def test_an_empty_y_says_there_is_nothing_to_fit():
+    X, y = da.zeros((0, 4), chunks=100), da.zeros(0, chunks=100, dtype=int)
+    with pytest.raises(ValueError, match="0 sample.*every block of y is empty"):
+        Incremental(SGDClassifier()).fit(X, y)
