@@ -4,6 +4,24 @@ import pytest
 
 
 @pytest.fixture
+def recording_sgd():
+    """An SGDClassifier subclass, and the rows of each of its partial_fit calls
+    (clones included): to tell that a fit was refused before any block."""
+    from sklearn.linear_model import SGDClassifier
+
+    calls = []
+
+    class RecordingClassifier(SGDClassifier):
+        def partial_fit(self, X, y, classes=None, sample_weight=None):
+            calls.append(len(X))
+            return super().partial_fit(
+                X, y, classes=classes, sample_weight=sample_weight
+            )
+
+    return RecordingClassifier, calls
+
+
+@pytest.fixture
 def client():
     """A dask.distributed Client on a 2-worker in-process LocalCluster."""
     distributed = pytest.importorskip("distributed")

@@ -11,22 +11,6 @@ from incremental import Incremental
 from incremental._classes import find_classes
 
 
-class RecordingClassifier(SGDClassifier):
-    """SGDClassifier that records each partial_fit call on its class."""
-
-    calls: list = []
-
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        RecordingClassifier.calls.append(len(X))
-        return super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
-
-
-@pytest.fixture
-def recorded():
-    RecordingClassifier.calls = []
-    return RecordingClassifier.calls
-
-
 def _labels_with_missing(missing, dtype):
     y = np.arange(500) % 3
     y = y.astype(dtype)
@@ -36,8 +20,9 @@ def _labels_with_missing(missing, dtype):
 
 @pytest.mark.parametrize("missing,dtype", [(np.nan, float), (None, object)])
 def test_missing_label_named_with_its_block_and_row_before_any_fit(
-    missing, dtype, recorded
+    missing, dtype, recording_sgd
 ):
+    RecordingClassifier, recorded = recording_sgd
     X = da.zeros((500, 2), chunks=100)
     y = da.from_array(_labels_with_missing(missing, dtype), chunks=100)
     model = Incremental(RecordingClassifier(), shuffle_blocks=False)
