@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state, get_tags
+from sklearn.utils.metadata_routing import UNUSED
+from sklearn.utils.metaestimators import available_if
 
 from ._blocks import (
     Blocks,
@@ -29,6 +31,12 @@ from ._blocks import (
     whole_rows,
 )
 from ._classes import find_classes
+from ._conventions import (
+    current_config,
+    refuses_sample_weight,
+    run_in_config,
+    shows_sample_weight,
+)
 from ._plan import (
     FitPlan,
     classes_source,
@@ -36,10 +44,11 @@ from ._plan import (
     prefetch_and_group,
     split_fit_params,
 )
-from ._postfit import ParallelPostFit
+from ._postfit import ParallelPostFit, estimator_has
 from ._progress import Progress
 from ._quirks import quirks_of
 from ._runners import EpochJob, FitError, Runner, choose_runner, partial_fit_batch
+from ._scoring import check_scoring
 from ._validation import EarlyStopping, check_validation_data, validation_scorer
 
 logger = logging.getLogger("incremental")
@@ -78,6 +87,18 @@ def _check_int(name: str, value: Any, low: int) -> None:
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _first_batch_rows(batches: list, rows: tuple[int, ...] | None) -> int | None:
+    """Rows of the first batch that has any (runners skip empty ones); None
+    when the blocks' row counts are not known."""
+    if rows is None:
+        return None
+    for batch in batches:
+        n = sum(rows[b] if s is None else s.stop - s.start for b, s in batch)
+        if n:
+            return n
+    return None
 
 
 class Incremental(ParallelPostFit):
@@ -168,6 +189,20 @@ class Incremental(ParallelPostFit):
     NotStreamableError : raised when ``scoring`` cannot be reduced block by
         block where it must be (early stopping).
 
+    Notes
+    -----
+    An estimator fitted elsewhere predicts, transforms and scores through the
+    wrapper without ``fit``, as in :class:`ParallelPostFit`; ``fit`` and the
+    first ``partial_fit`` start from ``clone(estimator)``. A
+    ``FrozenEstimator`` is refused: its ``partial_fit`` would change the
+    frozen model (use ``ParallelPostFit(FrozenEstimator(model))``).
+
+    With ``sklearn.set_config(enable_metadata_routing=True)``, metadata such
+    as ``sample_weight`` reaches the estimator's ``partial_fit`` (cut into
+    X's blocks) when it asked for it there:
+    ``SGDClassifier().set_partial_fit_request(sample_weight=True)``, also for
+    ``Incremental.fit``. ``classes`` is the wrapper's own and never routed.
+
     Examples
     --------
     >>> import dask.array as da
@@ -190,6 +225,14 @@ class Incremental(ParallelPostFit):
     >>> pipe.score(X, y) > 0.95
     True
     """
+
+    _CALLS = {"fit": "partial_fit", "partial_fit": "partial_fit"}
+    # Options of the wrapper, not metadata for scikit-learn to route.
+    __metadata_request__fit = {"sample_weight": UNUSED, "validation_data": UNUSED}
+    __metadata_request__partial_fit = {
+        "sample_weight": UNUSED,
+        "validation_data": UNUSED,
+    }
 
     def __init__(
         self,
@@ -231,7 +274,8 @@ class Incremental(ParallelPostFit):
         self.verbose = verbose
 
     # -- public ------------------------------------------------------------
-    def fit(self, X, y=None, *, validation_data=None, **fit_params):
+    @shows_sample_weight("partial_fit")
+    def fit(self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params):
         """Fit a clone of ``estimator`` with one ``partial_fit`` per block of X.
 
         Parameters
@@ -239,29 +283,44 @@ class Incremental(ParallelPostFit):
         X : dask array or DataFrame, or an in-memory array-like (one block)
         y : array-like, dask array or Series, optional
             Cut into X's row blocks whatever its own chunking.
+        sample_weight : array-like, dask array or Series, optional
+            Cut into X's row blocks and passed to each ``partial_fit``; only
+            in the signature when the estimator's ``partial_fit`` takes it.
         validation_data : tuple (X_val, y_val), optional
             With ``early_stopping=True``: score on these after each epoch
             instead of holding out ``validation_fraction`` of the blocks.
         **fit_params
-            Passed to every ``partial_fit`` call. Those with one entry per row
-            (``sample_weight``, dask collections) are cut into X's row blocks;
+            Passed to every ``partial_fit`` call (with metadata routing on,
+            what the estimator's ``partial_fit`` requested). Those with one
+            entry per row (dask collections) are cut into X's row blocks;
             ``classes`` is found from y when needed and not given.
 
         Returns
         -------
         self
         """
-        self._check_params(X, y)
+        fit_params = self._fit_params("fit", sample_weight, fit_params)
+        self._check_params(X, y, fit_params)
         self._start()
         return self._fit(X, y, fit_params, validation_data)
 
-    def partial_fit(self, X, y=None, *, validation_data=None, **fit_params):
+    @shows_sample_weight("partial_fit")
+    @available_if(estimator_has("partial_fit"))
+    def partial_fit(
+        self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params
+    ):
         """Continue fitting ``estimator_`` on the blocks of X (see ``fit``).
 
         Each call runs ``max_epochs`` epochs (one by default) and adds them to
-        ``history_``.
+        ``history_``. The first call starts from a clone of ``estimator``.
+        Exists exactly when the wrapped estimator has ``partial_fit``.
+
+        Returns
+        -------
+        self
         """
-        self._check_params(X, y)
+        fit_params = self._fit_params("partial_fit", sample_weight, fit_params)
+        self._check_params(X, y, fit_params)
         if "estimator_" not in self.__dict__:
             self._start()
         return self._fit(X, y, fit_params, validation_data)
@@ -281,15 +340,10 @@ class Incremental(ParallelPostFit):
         return tags
 
     # -- checks ------------------------------------------------------------
-    def _check_params(self, X: Any, y: Any) -> None:
+    def _check_params(self, X: Any, y: Any, fit_params: dict[str, Any]) -> None:
         """Check every parameter, and X and y as far as it costs nothing."""
-        self._check_estimator()
-        if not hasattr(self.estimator, "partial_fit"):
-            raise TypeError(
-                f"{type(self.estimator).__name__} has no partial_fit method, so it "
-                "cannot learn block by block; use an estimator with partial_fit, "
-                "or ParallelPostFit to fit in memory and predict in parallel"
-            )
+        self._check_estimator_fits_blockwise(fit_params)
+        check_scoring(self.scoring)
         _check_bool("shuffle_blocks", self.shuffle_blocks)
         _check_bool("early_stopping", self.early_stopping)
         check_random_state(self.random_state)
@@ -321,6 +375,37 @@ class Incremental(ParallelPostFit):
         check_input(X)
         _check_target(self.estimator, y)
 
+    def _check_estimator_fits_blockwise(self, fit_params: dict[str, Any]) -> None:
+        self._check_estimator()
+        name = type(self.estimator).__name__
+        if not hasattr(self.estimator, "partial_fit"):
+            raise TypeError(
+                f"{name} has no partial_fit method, so it "
+                "cannot learn block by block; use an estimator with partial_fit, "
+                "or ParallelPostFit to fit in memory and predict in parallel"
+            )
+        self._refuse_frozen()
+        if "sample_weight" in fit_params and refuses_sample_weight(
+            self.estimator, "partial_fit"
+        ):
+            raise TypeError(f"{name}.partial_fit does not take sample_weight")
+
+    def _check_first_batch(self, batches: list, rows: tuple[int, ...] | None):
+        """Refuse, before reading any block, a first batch smaller than the
+        estimator's first ``partial_fit`` accepts (``_quirks``)."""
+        param = quirks_of(self.estimator).first_batch_rows
+        if param is None or self.n_blocks_seen_:
+            return
+        needed = self.estimator.get_params().get(param)
+        n = _first_batch_rows(batches, rows)
+        if isinstance(needed, numbers.Integral) and n is not None and n < needed:
+            raise ValueError(
+                f"{type(self.estimator).__name__}'s first partial_fit needs at "
+                f"least {param}={needed} rows, but the first batch has {n} "
+                f"sample{'' if n == 1 else 's'}; use larger blocks, "
+                f"batch_size >= {needed}, or a smaller {param}"
+            )
+
     # -- the fit -------------------------------------------------------------
     def _fit(self, X, y, fit_params: dict[str, Any], validation_data=None):
         per_sample, constant = split_fit_params(fit_params, rows_or_nan(X))
@@ -333,6 +418,7 @@ class Incremental(ParallelPostFit):
         self._add_classes(constant, y)
         blocks = make_blocks(X, y, **per_sample)
         plan = self._plan(blocks, X, held_out=validation_data is None)
+        self._check_first_batch(plan.batches(0), plan.rows or blocks.row_counts())
         check_score, stopping = None, None
         if self.early_stopping:
             check_score = validation_scorer(
@@ -340,7 +426,13 @@ class Incremental(ParallelPostFit):
             )
             stopping = EarlyStopping(self.n_iter_no_change, self.tol)
         prefetch, group = self._prefetch_and_group(blocks, plan)
-        fit = partial(partial_fit_batch, constant=constant)
+        # partial_fit may run in another thread (a cluster's worker): it runs
+        # in the scikit-learn configuration of this one.
+        fit = partial(
+            run_in_config,
+            current_config(),
+            partial(partial_fit_batch, constant=constant),
+        )
         runner = choose_runner()
         with Progress(self.verbose, self.max_epochs) as progress:
             for epoch in range(plan.n_epochs):
