@@ -300,7 +300,7 @@ class Incremental(ParallelPostFit):
         self
         """
         fit_params = self._fit_params("fit", sample_weight, fit_params)
-        self._check_params(X, y, fit_params)
+        self._check_params("fit", X, y, fit_params)
         self._start()
         return self._fit(X, y, fit_params, validation_data)
 
@@ -320,7 +320,7 @@ class Incremental(ParallelPostFit):
         self
         """
         fit_params = self._fit_params("partial_fit", sample_weight, fit_params)
-        self._check_params(X, y, fit_params)
+        self._check_params("partial_fit", X, y, fit_params)
         if "estimator_" not in self.__dict__:
             self._start()
         return self._fit(X, y, fit_params, validation_data)
@@ -340,9 +340,11 @@ class Incremental(ParallelPostFit):
         return tags
 
     # -- checks ------------------------------------------------------------
-    def _check_params(self, X: Any, y: Any, fit_params: dict[str, Any]) -> None:
+    def _check_params(
+        self, method: str, X: Any, y: Any, fit_params: dict[str, Any]
+    ) -> None:
         """Check every parameter, and X and y as far as it costs nothing."""
-        self._check_estimator_fits_blockwise(fit_params)
+        self._check_estimator_fits_blockwise(method, fit_params)
         check_scoring(self.scoring)
         _check_bool("shuffle_blocks", self.shuffle_blocks)
         _check_bool("early_stopping", self.early_stopping)
@@ -375,7 +377,9 @@ class Incremental(ParallelPostFit):
         check_input(X)
         _check_target(self.estimator, y)
 
-    def _check_estimator_fits_blockwise(self, fit_params: dict[str, Any]) -> None:
+    def _check_estimator_fits_blockwise(
+        self, method: str, fit_params: dict[str, Any]
+    ) -> None:
         self._check_estimator()
         name = type(self.estimator).__name__
         if not hasattr(self.estimator, "partial_fit"):
@@ -384,7 +388,7 @@ class Incremental(ParallelPostFit):
                 "cannot learn block by block; use an estimator with partial_fit, "
                 "or ParallelPostFit to fit in memory and predict in parallel"
             )
-        self._refuse_frozen()
+        self._refuse_frozen(method)
         if "sample_weight" in fit_params and refuses_sample_weight(
             self.estimator, "partial_fit"
         ):

@@ -245,7 +245,7 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         self
         """
         self._check_estimator()
-        self._refuse_frozen()
+        self._refuse_frozen("partial_fit")
         params = self._fit_params("partial_fit", sample_weight, fit_params)
         X, y, params = dask.compute(X, y, params)
         if "estimator_" not in self.__dict__:
@@ -257,16 +257,17 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         if self.estimator is None:
             raise ValueError(f"{type(self).__name__} needs an estimator; got None")
 
-    def _refuse_frozen(self) -> None:
-        """Raise if fitting would change a frozen estimator, which clone() keeps."""
+    def _refuse_frozen(self, method: str) -> None:
+        """Raise if ``method`` would change a frozen estimator (which clone()
+        gives back as it is) by calling its ``partial_fit``."""
         if is_frozen(self.estimator):
             name = type(self.estimator).__name__
             raise TypeError(
-                f"{name} cannot be fitted with partial_fit: clone() keeps it as it "
-                "is, so partial_fit would change the frozen model. To predict, "
-                f"transform or score with it, use ParallelPostFit({name}(model)) "
-                "or ParallelPostFit(model) without fit; to train a copy block by "
-                "block, use Incremental(model)"
+                f"{type(self).__name__}.{method} would change the {name}'s model: "
+                f"it calls partial_fit, and clone() gives a {name} back as it is. "
+                f"To predict, transform or score with it, use "
+                f"ParallelPostFit({name}(model)), or ParallelPostFit(model) "
+                "without fit; to train a copy, use Incremental(model)"
             )
 
     def _fit_params(
