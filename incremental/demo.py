@@ -325,7 +325,7 @@ def _phases(
     cursor = fit[0]
     for (_, step), (start, end) in zip(pipe.steps, epochs):
         name = type(step.estimator).__name__
-        if start - cursor > 0.03 * (fit[1] - fit[0]):
+        if start - cursor > 0.01 * (fit[1] - fit[0]):
             classes = phases and is_classifier(step.estimator)
             phases.append(("classes from y" if classes else "prepare", cursor, start))
         phases.append((f"{name} pass", start, end))
