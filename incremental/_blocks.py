@@ -130,9 +130,22 @@ def describe_type(value: Any) -> str:
     return type(value).__module__.split(".")[0] + "." + type(value).__name__
 
 
+def cores() -> int:
+    """Cores dask may use here (its ``num_workers`` setting, else the CPUs
+    this process may run on)."""
+    from dask.system import CPU_COUNT
+
+    return int(dask.config.get("num_workers", None) or CPU_COUNT)
+
+
+def configured_get() -> Callable | None:
+    """The scheduler ``get`` the user configured dask with, if any."""
+    return dask.base.get_scheduler()
+
+
 def default_get() -> Callable:
     """The scheduler ``get`` dask is configured with, else the threaded one."""
-    return dask.base.get_scheduler() or dask.threaded.get
+    return configured_get() or dask.threaded.get
 
 
 @dataclass

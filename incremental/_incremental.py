@@ -24,6 +24,7 @@ from ._blocks import (
     Blocks,
     check_input,
     compute_row_chunks,
+    cores,
     make_blocks,
     rows_or_nan,
     whole_rows,
@@ -34,6 +35,7 @@ from ._plan import (
     classes_source,
     make_plan,
     prefetch_and_group,
+    readers_for,
     split_fit_params,
 )
 from ._postfit import ParallelPostFit
@@ -340,11 +342,14 @@ class Incremental(ParallelPostFit):
             )
             stopping = EarlyStopping(self.n_iter_no_change, self.tol)
         prefetch, group = self._prefetch_and_group(blocks, plan)
+        readers = readers_for(prefetch, group, cores())
         fit = partial(partial_fit_batch, constant=constant)
         runner = choose_runner()
         with Progress(self.verbose, self.max_epochs) as progress:
             for epoch in range(plan.n_epochs):
-                job = EpochJob(blocks, plan.batches(epoch), fit, prefetch, group, epoch)
+                job = EpochJob(
+                    blocks, plan.batches(epoch), fit, prefetch, group, epoch, readers
+                )
                 record = self._run_epoch(runner, job, progress)
                 record["score"] = (
                     None if check_score is None else check_score(self.estimator_)

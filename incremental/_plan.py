@@ -316,3 +316,17 @@ def prefetch_and_group(
         ahead = 4
     half = max(1, ahead // 2)
     return ahead, blocks_within(GROUP_BYTES, block_bytes, 1, half)
+
+
+def readers_for(prefetch: int, group: int, cores: int) -> int:
+    """Reader threads: as many groups computed at once as there are cores,
+    within the prefetch budget.
+
+    While ``partial_fit`` holds one core, readers use the others; when it
+    waits for a block, every core reads. The operating system shares the
+    cores among them.
+
+    >>> readers_for(prefetch=6, group=1, cores=2), readers_for(64, 32, 8)
+    (2, 2)
+    """
+    return max(1, min(cores, prefetch // max(group, 1)))
