@@ -9,10 +9,12 @@ Public surface:
 - ``STREAMING_METRICS``: the scoring names that are reduced block by block.
 - :class:`NotStreamableError`: raised where a metric must be reduced block by
   block and cannot be.
+- :func:`clear_cache`, :func:`cache_info`: the blocks fits keep in memory.
 
 How the package is built: ``ARCHITECTURE.md`` at the repository's root.
 """
 
+from ._cache import cache_info, clear_cache
 from ._incremental import Incremental
 from ._postfit import ParallelPostFit
 from ._scoring import STREAMING_METRICS, NotStreamableError
@@ -24,4 +26,6 @@ __all__ = [
     "ParallelPostFit",
     "STREAMING_METRICS",
     "__version__",
+    "cache_info",
+    "clear_cache",
 ]

@@ -29,6 +29,7 @@ from ._blocks import (
     rows_or_nan,
     whole_rows,
 )
+from ._cache import CACHE, resolve_budget
 from ._classes import find_classes
 from ._plan import (
     FitPlan,
@@ -41,7 +42,14 @@ from ._plan import (
 from ._postfit import ParallelPostFit
 from ._progress import Progress
 from ._quirks import quirks_of
-from ._runners import EpochJob, FitError, Runner, choose_runner, partial_fit_batch
+from ._runners import (
+    ClusterRunner,
+    EpochJob,
+    FitError,
+    Runner,
+    choose_runner,
+    partial_fit_batch,
+)
 from ._validation import EarlyStopping, check_validation_data, validation_scorer
 
 logger = logging.getLogger("incremental")
@@ -75,6 +83,20 @@ def _check_int(name: str, value: Any, low: int) -> None:
         or value < low
     ):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_cache(cache: Any) -> None:
+    if cache == "auto" or cache is False or cache is None:
+        return
+    try:
+        budget = resolve_budget(cache, 0)
+    except (TypeError, ValueError):
+        budget = -1
+    if isinstance(cache, bool) or budget < 0:
+        raise ValueError(
+            "cache must be 'auto', False, or a number of bytes (an integer >= 0 "
+            f"or a string such as '4GB'), got {cache!r}"
+        )
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -146,6 +168,18 @@ class Incremental(ParallelPostFit):
         record per epoch goes to ``logging.getLogger("incremental")`` at INFO
         whatever ``verbose`` says.
 
+    cache : "auto", False, int or str, default="auto"
+        Keep the blocks a fit computes in memory, up to this many bytes (an
+        integer, or a string such as ``"4GB"``), so that its later epochs,
+        the next stage of a pipeline (which reads a transform of these
+        blocks) and a repeated fit on the same data read no storage for what
+        is kept. "auto" allows half the memory available when the fit
+        starts; False keeps nothing. Data larger than the budget: the first
+        blocks are kept, the rest read again. Kept blocks are read-only and
+        go when the dask collection that made them is deleted, or with
+        ``incremental.clear_cache()``; they never change a result. Not used
+        on a dask.distributed cluster.
+
     Attributes
     ----------
     estimator_ : estimator
@@ -212,6 +246,7 @@ class Incremental(ParallelPostFit):
         n_iter_no_change: int = 5,
         tol: float = 1e-4,
         verbose: int = 0,
+        cache: Any = "auto",
     ):
         super().__init__(
             estimator,
@@ -231,6 +266,7 @@ class Incremental(ParallelPostFit):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.verbose = verbose
+        self.cache = cache
 
     # -- public ------------------------------------------------------------
     def fit(self, X, y=None, *, validation_data=None, **fit_params):
@@ -320,6 +356,7 @@ class Incremental(ParallelPostFit):
             raise ValueError(
                 f"prefetch must be 'auto' or an integer >= 1, got {prefetch!r}"
             )
+        _check_cache(self.cache)
         check_input(X)
         _check_target(self.estimator, y)
 
@@ -333,7 +370,16 @@ class Incremental(ParallelPostFit):
                 )
             validation_data = check_validation_data(validation_data, X)
         self._add_classes(constant, y)
-        blocks = make_blocks(X, y, **per_sample)
+        runner = choose_runner()
+        budget = 0 if isinstance(runner, ClusterRunner) else self._cache_budget()
+        blocks = make_blocks(X, y, cache_budget=budget, **per_sample)
+        try:
+            return self._fit_blocks(blocks, X, runner, constant, validation_data)
+        finally:
+            blocks.close()
+
+    def _fit_blocks(self, blocks, X, runner, constant, validation_data):
+        """Plan the fit of ``blocks`` and run it, epoch by epoch."""
         plan = self._plan(blocks, X, held_out=validation_data is None)
         check_score, stopping = None, None
         if self.early_stopping:
@@ -344,7 +390,6 @@ class Incremental(ParallelPostFit):
         prefetch, group = self._prefetch_and_group(blocks, plan)
         readers = readers_for(prefetch, group, cores())
         fit = partial(partial_fit_batch, constant=constant)
-        runner = choose_runner()
         with Progress(self.verbose, self.max_epochs) as progress:
             for epoch in range(plan.n_epochs):
                 job = EpochJob(
@@ -362,6 +407,9 @@ class Incremental(ParallelPostFit):
         if stopping is not None and stopping.best_model is not None:
             self.estimator_ = stopping.best_model  # the best validation score's
         return self
+
+    def _cache_budget(self) -> int:
+        return resolve_budget(self.cache, CACHE.held)
 
     def _add_classes(self, constant: dict[str, Any], y: Any) -> None:
         """Put ``classes`` among the constant fit parameters when it is needed."""
@@ -462,6 +510,12 @@ class Incremental(ParallelPostFit):
                 f"incremental: {_ACTIONS[failure.phase]} "
                 f"{job.describe(failure.position)} in epoch {job.epoch + 1} of at "
                 f"most {self.max_epochs}"
+            )
+        if "read-only" in str(error) and self._cache_budget() > 0:
+            error.add_note(
+                "incremental: blocks kept in memory for later reads are read-only, "
+                "so that no partial_fit can change them; this estimator writes "
+                "into its input: fit with cache=False"
             )
         if failure.consistent:
             error.add_note(
