@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state, get_tags
 
+from . import _dask_compat
 from ._blocks import (
     Blocks,
     check_input,
@@ -31,10 +32,12 @@ from ._blocks import (
 )
 from ._cache import CACHE, resolve_budget
 from ._classes import find_classes
+from ._merge import merge_for
 from ._plan import (
     FitPlan,
     classes_source,
     make_plan,
+    merge_batches,
     prefetch_and_group,
     readers_for,
     split_fit_params,
@@ -43,7 +46,6 @@ from ._postfit import ParallelPostFit
 from ._progress import Progress
 from ._quirks import quirks_of
 from ._runners import (
-    ClusterRunner,
     EpochJob,
     FitError,
     Runner,
@@ -180,6 +182,17 @@ class Incremental(ParallelPostFit):
         ``incremental.clear_cache()``; they never change a result. Not used
         on a dask.distributed cluster.
 
+    merge : "auto", True or False, default="auto"
+        For estimators whose fitted states can be merged (StandardScaler,
+        MinMaxScaler, MaxAbsScaler and the naive Bayes family; see
+        ``incremental.MERGEABLE`` and ``incremental.register_merge``): fit
+        each batch apart, on every core, and merge their states in a fixed
+        tree. The result is identical whatever the cores or scheduler, and
+        equal to the serial loop of ``partial_fit`` within floating-point
+        rounding (minima, maxima and integer counts bit for bit). "auto"
+        merges batches known to hold 2 MiB or more of X (a DataFrame's are
+        not known: pass True); False always runs the serial loop.
+
     Attributes
     ----------
     estimator_ : estimator
@@ -247,6 +260,7 @@ class Incremental(ParallelPostFit):
         tol: float = 1e-4,
         verbose: int = 0,
         cache: Any = "auto",
+        merge: bool | str = "auto",
     ):
         super().__init__(
             estimator,
@@ -267,6 +281,7 @@ class Incremental(ParallelPostFit):
         self.tol = tol
         self.verbose = verbose
         self.cache = cache
+        self.merge = merge
 
     # -- public ------------------------------------------------------------
     def fit(self, X, y=None, *, validation_data=None, **fit_params):
@@ -357,6 +372,8 @@ class Incremental(ParallelPostFit):
                 f"prefetch must be 'auto' or an integer >= 1, got {prefetch!r}"
             )
         _check_cache(self.cache)
+        if self.merge not in ("auto", True, False):
+            raise ValueError(f"merge must be 'auto', True or False, got {self.merge!r}")
         check_input(X)
         _check_target(self.estimator, y)
 
@@ -370,24 +387,27 @@ class Incremental(ParallelPostFit):
                 )
             validation_data = check_validation_data(validation_data, X)
         self._add_classes(constant, y)
-        runner = choose_runner()
-        budget = 0 if isinstance(runner, ClusterRunner) else self._cache_budget()
+        on_cluster = _dask_compat.current_client() is not None
+        budget = 0 if on_cluster else self._cache_budget()
         blocks = make_blocks(X, y, cache_budget=budget, **per_sample)
         try:
-            return self._fit_blocks(blocks, X, runner, constant, validation_data)
+            return self._fit_blocks(blocks, X, constant, validation_data)
         finally:
             blocks.close()
 
-    def _fit_blocks(self, blocks, X, runner, constant, validation_data):
+    def _fit_blocks(self, blocks, X, constant, validation_data):
         """Plan the fit of ``blocks`` and run it, epoch by epoch."""
         plan = self._plan(blocks, X, held_out=validation_data is None)
+        prefetch, group, batch_bytes = self._prefetch_and_group(blocks, plan)
+        merge = merge_for(self.estimator_)
+        use_merge = merge_batches(self.merge, merge is not None, batch_bytes)
+        runner = choose_runner(merge if use_merge else None)
         check_score, stopping = None, None
         if self.early_stopping:
             check_score = validation_scorer(
                 self.estimator, self.scoring, blocks, plan.held_out, validation_data
             )
             stopping = EarlyStopping(self.n_iter_no_change, self.tol)
-        prefetch, group = self._prefetch_and_group(blocks, plan)
         readers = readers_for(prefetch, group, cores())
         fit = partial(partial_fit_batch, constant=constant)
         with Progress(self.verbose, self.max_epochs) as progress:
@@ -438,13 +458,22 @@ class Incremental(ParallelPostFit):
             batch_size=self.batch_size,
         )
 
-    def _prefetch_and_group(self, blocks: Blocks, plan: FitPlan) -> tuple[int, int]:
+    def _prefetch_and_group(
+        self, blocks: Blocks, plan: FitPlan
+    ) -> tuple[int, int, float]:
+        """Blocks computed ahead, blocks per scheduler call, and the bytes of
+        X in a batch (NaN when unknown)."""
         batch_bytes = None
         if self.batch_size is not None and plan.rows:
             total_rows = sum(plan.rows)
             if total_rows:
                 batch_bytes = blocks.nbytes / total_rows * self.batch_size
-        return prefetch_and_group(self.prefetch, blocks.block_bytes, batch_bytes)
+        prefetch, group = prefetch_and_group(
+            self.prefetch, blocks.block_bytes, batch_bytes
+        )
+        if batch_bytes is None:
+            batch_bytes = blocks.block_bytes
+        return prefetch, group, batch_bytes
 
     def _run_epoch(self, runner: Runner, job: EpochJob, progress: Progress) -> dict:
         """One pass of ``partial_fit`` over ``job.batches``; its history record."""

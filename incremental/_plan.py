@@ -330,3 +330,26 @@ def readers_for(prefetch: int, group: int, cores: int) -> int:
     (2, 2)
     """
     return max(1, min(cores, prefetch // max(group, 1)))
+
+
+#: With merge="auto", batches smaller than this are fitted in one chain:
+#: fitting a fresh copy and merging costs a fixed time per batch.
+MERGE_MIN_BYTES = 2 * 2**20
+
+
+def merge_batches(merge: bool | str, mergeable: bool, batch_bytes: float) -> bool:
+    """Whether to fit batches apart and merge their states.
+
+    "auto" merges batches known to be large enough; a DataFrame's batch
+    size is not known, so it keeps the serial loop (``merge=True`` asks).
+
+    >>> merge_batches("auto", True, 80e6), merge_batches("auto", True, 32e3)
+    (True, False)
+    >>> merge_batches(True, True, 32e3), merge_batches("auto", True, float("nan"))
+    (True, False)
+    """
+    if merge is False or not mergeable:
+        return False
+    if merge is True:
+        return True
+    return math.isfinite(batch_bytes) and batch_bytes >= MERGE_MIN_BYTES
