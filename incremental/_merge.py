@@ -399,6 +399,18 @@ def merge_for(estimator: Any) -> Merge | None:
     return MERGES.get(type(estimator))
 
 
+def is_fitted(model: Any) -> bool:
+    """Whether ``model`` holds a fitted state (to merge onto)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except (NotFittedError, TypeError):
+        return False
+    return True
+
+
 def leaf(template: Any, batch: dict, fit: Callable, merge: Merge) -> Part:
     """One batch fitted on a fresh copy of ``template``."""
     model = copy.deepcopy(template)
