@@ -108,7 +108,9 @@ def dataset_bytes(rows: int, n_features: int = N_FEATURES) -> int:
     return rows * (n_features + 1) * 8
 
 
-def _metadata(rows: int, chunk_rows: int, seed: int, n_features: int) -> dict:
+def _metadata(
+    rows: int, chunk_rows: int, seed: int, n_features: int, compressed: bool
+) -> dict:
     return {
         "generator": "incremental.demo",
         "version": GENERATOR_VERSION,
@@ -116,6 +118,7 @@ def _metadata(rows: int, chunk_rows: int, seed: int, n_features: int) -> dict:
         "chunk_rows": chunk_rows,
         "seed": seed,
         "n_features": n_features,
+        "compressed": compressed,
     }
 
 
@@ -126,6 +129,7 @@ def dataset_exists(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     seed: int = 0,
     n_features: int = N_FEATURES,
+    compressed: bool = False,
 ) -> bool:
     """Whether ``folder`` already holds the complete dataset asked for."""
     import zarr
@@ -136,7 +140,7 @@ def dataset_exists(
         y = zarr.open_array(folder / Y_NAME, mode="r")
     except Exception:  # missing, partly written or not zarr: make it again
         return False
-    wanted = _metadata(rows, chunk_rows, seed, n_features)
+    wanted = _metadata(rows, chunk_rows, seed, n_features, compressed)
     # The metadata is written last, so a run stopped mid-write never matches.
     return dict(x.attrs) == wanted and y.shape == (rows,)
 
@@ -148,6 +152,7 @@ def write_dataset(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     seed: int = 0,
     n_features: int = N_FEATURES,
+    compressed: bool = False,
 ) -> bool:
     """Write a synthetic classification dataset as ``X.zarr`` and ``y.zarr``.
 
@@ -169,6 +174,10 @@ def write_dataset(
     seed : int, default=0
         Seed of the data; each block is drawn from its own generator.
     n_features : int, default=20
+    compressed : bool, default=False
+        Store X with zarr's default codec (zstd), as real data on disk
+        usually is: reading a block then costs about as much CPU as fitting
+        it. By default X is stored raw.
 
     Returns
     -------
@@ -191,7 +200,12 @@ def write_dataset(
     import zarr
 
     if dataset_exists(
-        folder, rows, chunk_rows=chunk_rows, seed=seed, n_features=n_features
+        folder,
+        rows,
+        chunk_rows=chunk_rows,
+        seed=seed,
+        n_features=n_features,
+        compressed=compressed,
     ):
         return False
     folder = Path(folder)
@@ -213,15 +227,16 @@ def write_dataset(
         n_features=n_features,
         meta=np.empty(0, dtype=np.int64),
     )
-    # Random floats do not compress, so X is stored raw: faster to write and
-    # read, and its size on disk is known in advance.
+    # Random floats hardly compress, so by default X is stored raw: faster to
+    # write and read, and its size on disk is known in advance.
+    codec = {} if compressed else {"compressors": None}
     x_store = zarr.create_array(
         folder / X_NAME,
         shape=X.shape,
         chunks=(chunk_rows, n_features),
         dtype=np.float64,
-        compressors=None,
         overwrite=True,
+        **codec,
     )
     y_store = zarr.create_array(
         folder / Y_NAME,
@@ -233,7 +248,7 @@ def write_dataset(
     # One computation for both, so each X block is made once and y is derived
     # from it before it is freed. Blocks match zarr chunks: no lock needed.
     da.store([X, y], [x_store, y_store], lock=False)
-    x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features))
+    x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features, compressed))
     return True
 
 
