@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
@@ -98,6 +100,43 @@ def test_partial_fit_runs_in_the_config_of_the_caller_on_a_cluster(data, client)
     with sklearn.config_context(assume_finite=True):
         model = Incremental(ConfigSpy(), shuffle_blocks=False).fit(X, y)
     assert model.seen_ == [True] * (N // CHUNK)
+
+
+class ConfigCounter(BaseEstimator):
+    """Mergeable: keeps the ``assume_finite`` setting each batch was fitted in,
+    and counts the batches fitted outside the main thread."""
+
+    def partial_fit(self, X, y=None):
+        setting = sklearn.get_config()["assume_finite"]
+        self.seen_ = [*getattr(self, "seen_", []), setting]
+        elsewhere = threading.current_thread() is not threading.main_thread()
+        self.fitted_in_threads_ = getattr(self, "fitted_in_threads_", 0) + elsewhere
+        return self
+
+
+def _merge_counters(a, b):
+    merged = ConfigCounter()
+    merged.seen_ = a.seen_ + b.seen_
+    merged.fitted_in_threads_ = a.fitted_in_threads_ + b.fitted_in_threads_
+    return merged
+
+
+def _slowly(block):
+    time.sleep(0.01)
+    return block
+
+
+def test_merged_fits_run_in_the_config_of_the_caller_in_reader_threads(data):
+    from incremental import register_merge
+
+    register_merge(ConfigCounter, _merge_counters)
+    Xn, _, _ = data
+    # Blocks that take a while to make, so that reader threads make (and fit) them.
+    X = da.from_array(Xn, chunks=CHUNK).map_blocks(_slowly, dtype=float)
+    with sklearn.config_context(assume_finite=True):
+        model = Incremental(ConfigCounter(), merge=True, prefetch=4).fit(X)
+    assert model.seen_ == [True] * (N // CHUNK)
+    assert model.fitted_in_threads_ > 0
 
 
 # -- sample_weight in the fit signature -----------------------------------------------
