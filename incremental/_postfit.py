@@ -129,8 +129,9 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         regressors). Names that are reduced block by block: see
         ``incremental.STREAMING_METRICS``.
     predict_meta, predict_proba_meta, transform_meta : array, optional
-        An empty array of the type and dtype the method returns, to skip
-        learning it from one row (as in dask-ml).
+        An empty array of the type and dtype the method returns (as in
+        dask-ml); by default it is learned by calling the method on one row.
+        For a dask DataFrame, giving it spares that call.
 
     Attributes
     ----------
@@ -167,12 +168,19 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
     dask.array<_apply_block, shape=(10000,), dtype=bool, chunksize=(1000,), chunktype=numpy.ndarray>
     >>> clf.score(X, y) > 0.99
     True
+    >>> clf.score(X, y, compute=False)  # lazy, to compute with others
+    dask.array<from-value, shape=(), dtype=float64, chunksize=(), chunktype=numpy.ndarray>
 
-    A model fitted elsewhere is used as it is:
+    A model fitted elsewhere is used as it is; in a ``FrozenEstimator`` it
+    also stays through ``fit``, which then computes nothing:
 
+    >>> from sklearn.frozen import FrozenEstimator
     >>> model = LogisticRegression().fit(X[:1_000].compute(), y[:1_000].compute())
     >>> ParallelPostFit(model).predict_proba(X).shape
     (10000, 2)
+    >>> frozen = ParallelPostFit(FrozenEstimator(model)).fit(X, y)
+    >>> frozen.estimator_.estimator is model
+    True
     """
 
     # Which method of the wrapped estimator each fitting method calls.

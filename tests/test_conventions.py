@@ -312,3 +312,29 @@ def test_routing_reaches_a_regressor_through_parallel_post_fit_partial_fit(data)
     expected = SGDRegressor(random_state=0).partial_fit(Xn, target, sample_weight=wn)
     np.testing.assert_array_equal(model.coef_, expected.coef_)
     assert dask.is_dask_collection(model) is False
+
+
+class Flagged(ClassifierMixin, BaseEstimator):
+    """``predict`` takes metadata: a value added to every prediction."""
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict(self, X, offset=0):
+        return np.zeros(len(X), dtype=int) + offset
+
+
+def test_predict_metadata_reaches_every_block_through_a_pipeline(data):
+    Xn, yn, _ = data
+    (X,) = blocks(Xn)
+    with sklearn.config_context(enable_metadata_routing=True):
+        asked = Flagged().set_predict_request(offset=True)
+        pipe = Pipeline([("model", ParallelPostFit(asked))]).fit(Xn, yn)
+        assert pipe.predict(X, offset=3).compute().tolist() == [3] * N
+        with pytest.raises(UnsetMetadataPassedError):
+            Pipeline([("model", ParallelPostFit(Flagged()))]).fit(Xn, yn).predict(
+                X, offset=3
+            )
+    # without routing, keywords go to the estimator's method as they are
+    assert ParallelPostFit(Flagged()).fit(Xn, yn).predict(X, offset=2).sum() == 2 * N
