@@ -221,7 +221,10 @@ class Incremental(ParallelPostFit):
         Epochs run since the last ``fit``.
     history_ : list of dict
         One record per epoch: ``epoch``, ``n_batches``, ``n_samples``,
-        ``seconds`` and the validation ``score`` (None without early stopping).
+        ``seconds``, the validation ``score`` (None without early stopping)
+        and ``runner``, where ``partial_fit`` ran: ``"local"`` (in the calling
+        thread), ``"merge"`` (batches apart in the stream's reader threads,
+        their states merged in the calling thread) or ``"cluster"``.
     best_score_ : float
         With early stopping: the best validation score, whose model is kept.
 
@@ -604,6 +607,7 @@ class Incremental(ParallelPostFit):
             "n_batches": len(job.batches),
             "n_samples": n_samples,
             "seconds": time.perf_counter() - started,
+            "runner": type(runner).__name__.removesuffix("Runner").lower(),
         }
 
     def _stop_early(self, stopping: EarlyStopping, record: dict) -> bool:

@@ -12,11 +12,13 @@ many scheduler calls whose threads come and go, so a 2-core run showed six
 (:func:`assign_lanes`): the number of lanes is the most tasks that ran at
 once, which the picture puts beside the number of cores.
 
-``partial_fit`` runs in the main thread, not as a dask task, so no profiler
-sees it: the "main thread" row shows the span of each pass (from the
-demo's own clock), within which the main thread alternates between
-``partial_fit`` and waiting for the next block. The picture cannot tell
-those two apart; the CPU line below shows how busy the cores were.
+``partial_fit`` is not a dask task, so no profiler sees it: the "main
+thread" row shows the span of each pass (from the demo's own clock), within
+which the main thread alternates between fitting (``partial_fit``, or
+merging the states of batches fitted apart in the stream's reader threads)
+and waiting for the next block. The picture cannot tell those apart, nor
+show the reader threads' own ``partial_fit`` calls; the CPU line below shows
+how busy the cores were.
 """
 
 from __future__ import annotations
@@ -91,8 +93,8 @@ class Picture:
     def subtitle(self) -> str:
         return (
             f"dask tasks packed into {self.n_lanes} lanes (the most that ran at "
-            f"once; this machine has {self.n_cores} cores); partial_fit runs in "
-            "the main thread, between waits for the next block"
+            f"once; this machine has {self.n_cores} cores); the main thread "
+            "fits each pass between waits for the next block"
         )
 
 

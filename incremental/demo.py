@@ -303,13 +303,13 @@ class _EpochTimes(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.spans: list[tuple[float, float]] = []
+        self.spans: list[tuple[float, float, str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         epoch = getattr(record, "incremental_epoch", None)
         if epoch is not None:
             end = time.perf_counter()
-            self.spans.append((end - epoch["seconds"], end))
+            self.spans.append((end - epoch["seconds"], end, epoch["runner"]))
 
 
 @contextmanager
@@ -332,19 +332,24 @@ def _phases(
 
     Each pipeline step's epoch is its pass; what runs between the passes
     (building the next step's blocks and, for a classifier, the one pass over
-    y that finds the classes) is a phase of its own when it is visible.
+    y that finds the classes) is a phase of its own when it is visible. The
+    main thread runs a pass's ``partial_fit`` calls, or, where batches are
+    fitted apart in reader threads, merges their states.
     """
     from sklearn.base import is_classifier
 
     phases, main = [], []
     cursor = fit[0]
-    for (_, step), (start, end) in zip(pipe.steps, epochs):
+    for (_, step), (start, end, runner) in zip(pipe.steps, epochs):
         name = type(step.estimator).__name__
         if start - cursor > 0.01 * (fit[1] - fit[0]):
             classes = phases and is_classifier(step.estimator)
             phases.append(("classes from y" if classes else "prepare", cursor, start))
         phases.append((f"{name} pass", start, end))
-        main.append((f"{name}.partial_fit", start, end))
+        merged = f"{name}: merging states fitted in reader threads"
+        main.append(
+            (merged if runner == "merge" else f"{name}.partial_fit", start, end)
+        )
         cursor = end
     phases.append(("predict, zarr to zarr", *predict))
     return phases, main
