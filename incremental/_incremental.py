@@ -36,6 +36,7 @@ from ._cache import CACHE, resolve_budget
 from ._classes import find_classes
 from ._conventions import (
     current_config,
+    is_frozen,
     refuses_sample_weight,
     run_in_config,
     shows_sample_weight,
@@ -50,7 +51,7 @@ from ._plan import (
     readers_for,
     split_fit_params,
 )
-from ._postfit import ParallelPostFit, estimator_has
+from ._postfit import ParallelPostFit, can_partial_fit
 from ._progress import Progress
 from ._quirks import quirks_of
 from ._runners import EpochJob, FitError, Runner, choose_runner, partial_fit_batch
@@ -355,7 +356,7 @@ class Incremental(ParallelPostFit):
         return self._fit(X, y, fit_params, validation_data)
 
     @shows_sample_weight("partial_fit")
-    @available_if(estimator_has("partial_fit"))
+    @available_if(can_partial_fit)
     def partial_fit(
         self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params
     ):
@@ -446,6 +447,19 @@ class Incremental(ParallelPostFit):
             self.estimator, "partial_fit"
         ):
             raise TypeError(f"{name}.partial_fit does not take sample_weight")
+
+    def _refuse_frozen(self, method: str) -> None:
+        """Raise if ``method`` would change a frozen estimator (which clone()
+        gives back as it is) by calling its ``partial_fit``."""
+        if is_frozen(self.estimator):
+            name = type(self.estimator).__name__
+            raise TypeError(
+                f"{type(self).__name__}.{method} would change the {name}'s model: "
+                f"it calls partial_fit, and clone() gives a {name} back as it is. "
+                f"To predict, transform or score with it, use "
+                f"ParallelPostFit({name}(model)), or ParallelPostFit(model) "
+                "without fit; to train a copy, use Incremental(model)"
+            )
 
     def _check_first_batch(self, batches: list, rows: tuple[int, ...] | None):
         """Refuse, before reading any block, a first batch smaller than the

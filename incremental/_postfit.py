@@ -58,6 +58,12 @@ def estimator_has(name: str):
     return check
 
 
+def can_partial_fit(self) -> bool:
+    """``available_if`` check of ``partial_fit``: the estimator has one, and is
+    not frozen (its ``partial_fit`` would change the model clone() keeps)."""
+    return hasattr(self._delegate(), "partial_fit") and not is_frozen(self.estimator)
+
+
 def _is_fitted(estimator: Any) -> bool:
     if estimator is None:
         return False
@@ -240,7 +246,7 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         return self
 
     @shows_sample_weight("partial_fit")
-    @available_if(estimator_has("partial_fit"))
+    @available_if(can_partial_fit)
     def partial_fit(self, X, y=None, *, sample_weight=None, **fit_params):
         """One ``partial_fit`` of ``estimator_`` on X (which must fit in memory).
 
@@ -253,7 +259,6 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         self
         """
         self._check_estimator()
-        self._refuse_frozen("partial_fit")
         params = self._fit_params("partial_fit", sample_weight, fit_params)
         X, y, params = dask.compute(X, y, params)
         if "estimator_" not in self.__dict__:
@@ -264,19 +269,6 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
     def _check_estimator(self) -> None:
         if self.estimator is None:
             raise ValueError(f"{type(self).__name__} needs an estimator; got None")
-
-    def _refuse_frozen(self, method: str) -> None:
-        """Raise if ``method`` would change a frozen estimator (which clone()
-        gives back as it is) by calling its ``partial_fit``."""
-        if is_frozen(self.estimator):
-            name = type(self.estimator).__name__
-            raise TypeError(
-                f"{type(self).__name__}.{method} would change the {name}'s model: "
-                f"it calls partial_fit, and clone() gives a {name} back as it is. "
-                f"To predict, transform or score with it, use "
-                f"ParallelPostFit({name}(model)), or ParallelPostFit(model) "
-                "without fit; to train a copy, use Incremental(model)"
-            )
 
     def _fit_params(
         self, caller: str, sample_weight: Any, fit_params: dict[str, Any]
@@ -352,6 +344,9 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         except AttributeError as error:
             cause = error.__cause__
             reason = f" ({cause})" if isinstance(cause, AttributeError) else ""
+        else:
+            if needed == "partial_fit" and is_frozen(self.estimator):
+                reason = " (it is frozen: partial_fit would change its model)"
         return AttributeError(
             f"The wrapped estimator {estimator!r} does not have a {needed!r} "
             f"method{reason}, so {type(self).__name__} has no {name!r} either."
