@@ -132,8 +132,8 @@ class BaseSearch(ParallelPostFit):
         check_estimator(self.estimator)
         check_parameters(self.parameters, self.estimator)
         check_verbose(self.verbose)
-        schedule = Schedule(self._make_brackets())
         metric = metric_for(self.estimator, self.scoring)
+        schedule = Schedule(self._make_brackets())
         models = {
             m.id: clone(self.estimator).set_params(**m.params) for m in schedule.models
         }

@@ -180,16 +180,25 @@ class Fitter:
         """Seconds each model's ``partial_fit`` took on ``batch``.
 
         An empty batch (an empty partition) counts as a call, with nothing
-        to fit. If some fail, the first failing model in order raises, after
-        the others have finished.
+        to fit. If some fail, :class:`FeedError` names the first failing
+        model in order, once the others have finished.
         """
         if num_rows(batch["X"]) == 0:
             return [0.0] * len(models)
         if self.pool is None or len(models) == 1:
-            return [_fit_timed(self.fit, model, batch) for model in models]
+            return [self._fit_one(i, model, batch) for i, model in enumerate(models)]
         futures = [self.pool.submit(_fit_timed, self.fit, m, batch) for m in models]
         wait(futures)
+        for index, future in enumerate(futures):
+            if future.exception() is not None:
+                raise FeedError(index, future.exception())
         return [future.result() for future in futures]
+
+    def _fit_one(self, index: int, model: Any, batch: dict[str, Any]) -> float:
+        try:
+            return _fit_timed(self.fit, model, batch)
+        except Exception as error:
+            raise FeedError(index, error) from None
 
     def close(self) -> None:
         if self.pool is not None:
