@@ -46,6 +46,8 @@ def _value(value: float | None, unit: str) -> str:
         return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
     if unit == "MB":
         return f"{value:,.0f} MB"
+    if unit == "passes":
+        return f"{value:.2f}"
     return f"{value:.4f}"
 
 

@@ -128,10 +128,16 @@ def with_peak_rss(result: dict) -> dict:
 
 
 # -- data --------------------------------------------------------------------
-def zarr_dataset(settings: Settings, rows: int, chunk_rows: int) -> Path:
-    """Folder of the demo's dataset with these rows and chunks, made if needed."""
-    folder = settings.data_dir / f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}"
-    write_dataset(folder, rows, chunk_rows=chunk_rows, seed=settings.seed)
+def zarr_dataset(
+    settings: Settings, rows: int, chunk_rows: int, compressed: bool = False
+) -> Path:
+    """Folder of the demo's dataset with these rows and chunks, made if needed
+    (X stored with zarr's default zstd codec when ``compressed``)."""
+    name = f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}"
+    folder = settings.data_dir / (name + ("-zstd" if compressed else ""))
+    write_dataset(
+        folder, rows, chunk_rows=chunk_rows, seed=settings.seed, compressed=compressed
+    )
     return folder
 
 

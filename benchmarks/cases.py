@@ -46,6 +46,7 @@ from ._common import (
     zarr_dataset,
     zarr_row_blocks,
 )
+from ._search import search_case
 
 
 def _sgd(seed: int = 0) -> Any:
@@ -671,4 +672,5 @@ CASES = {
     "predict": predict_score_small_blocks,
     "memory": memory_scaling,
     "distributed": distributed_fit,
+    "search": search_case,
 }

@@ -104,8 +104,10 @@ def dataset_bytes(rows: int, n_features: int = N_FEATURES) -> int:
     return rows * (n_features + 1) * 8
 
 
-def _metadata(rows: int, chunk_rows: int, seed: int, n_features: int) -> dict:
-    return {
+def _metadata(
+    rows: int, chunk_rows: int, seed: int, n_features: int, compressed: bool = False
+) -> dict:
+    metadata = {
         "generator": "incremental.demo",
         "version": GENERATOR_VERSION,
         "rows": rows,
@@ -113,6 +115,9 @@ def _metadata(rows: int, chunk_rows: int, seed: int, n_features: int) -> dict:
         "seed": seed,
         "n_features": n_features,
     }
+    if compressed:  # only then, so uncompressed data written before still matches
+        metadata["compressed"] = True
+    return metadata
 
 
 def dataset_exists(
@@ -122,6 +127,7 @@ def dataset_exists(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     seed: int = 0,
     n_features: int = N_FEATURES,
+    compressed: bool = False,
 ) -> bool:
     """Whether ``folder`` already holds the complete dataset asked for."""
     import zarr
@@ -132,7 +138,7 @@ def dataset_exists(
         y = zarr.open_array(folder / Y_NAME, mode="r")
     except Exception:  # missing, partly written or not zarr: make it again
         return False
-    wanted = _metadata(rows, chunk_rows, seed, n_features)
+    wanted = _metadata(rows, chunk_rows, seed, n_features, compressed)
     # The metadata is written last, so a run stopped mid-write never matches.
     return dict(x.attrs) == wanted and y.shape == (rows,)
 
@@ -144,6 +150,7 @@ def write_dataset(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     seed: int = 0,
     n_features: int = N_FEATURES,
+    compressed: bool = False,
 ) -> bool:
     """Write a synthetic classification dataset as ``X.zarr`` and ``y.zarr``.
 
@@ -165,6 +172,10 @@ def write_dataset(
     seed : int, default=0
         Seed of the data; each block is drawn from its own generator.
     n_features : int, default=20
+    compressed : bool, default=False
+        Store ``X`` with zarr's default codec (zstd) instead of raw. Random
+        floats barely compress, but reading them then costs decompressing
+        every block, as it does for most data stored by its default settings.
 
     Returns
     -------
@@ -187,7 +198,12 @@ def write_dataset(
     import zarr
 
     if dataset_exists(
-        folder, rows, chunk_rows=chunk_rows, seed=seed, n_features=n_features
+        folder,
+        rows,
+        chunk_rows=chunk_rows,
+        seed=seed,
+        n_features=n_features,
+        compressed=compressed,
     ):
         return False
     folder = Path(folder)
@@ -209,14 +225,14 @@ def write_dataset(
         n_features=n_features,
         meta=np.empty(0, dtype=np.int64),
     )
-    # Random floats do not compress, so X is stored raw: faster to write and
-    # read, and its size on disk is known in advance.
+    # Random floats do not compress, so X is stored raw unless asked: faster
+    # to write and read, and its size on disk is known in advance.
     x_store = zarr.create_array(
         folder / X_NAME,
         shape=X.shape,
         chunks=(chunk_rows, n_features),
         dtype=np.float64,
-        compressors=None,
+        compressors="auto" if compressed else None,
         overwrite=True,
     )
     y_store = zarr.create_array(
@@ -229,7 +245,7 @@ def write_dataset(
     # One computation for both, so each X block is made once and y is derived
     # from it before it is freed. Blocks match zarr chunks: no lock needed.
     da.store([X, y], [x_store, y_store], lock=False)
-    x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features))
+    x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features, compressed))
     return True
 
 

@@ -271,7 +271,7 @@ class Validation:
             keys.append(out)
         flat = [key for out in keys for key in out]
         values = dict(zip(flat, self.get(cull_present(graph, flat), flat)))
-        self.reads += len(self.blocks.keys(self.indices))
+        self.reads += len(self.indices)
         results = []
         for group, out in zip(groups, keys):
             per_block = [values[key] for key in out if values[key] is not None]
