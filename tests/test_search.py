@@ -492,9 +492,12 @@ def test_a_failing_candidate_is_named(data):
         sgd(), {"eta0": [0.1, -1.0]}, "grid", max_iter=2, random_state=0
     )
     search.estimator.set_params(learning_rate="constant")
+    search.set_params(parameters={"eta0": [0.1]}).fit(*data)
     with pytest.raises(ValueError) as info:
-        search.fit(*data)
+        search.set_params(parameters={"eta0": [0.1, -1.0]}).fit(*data)
     assert "candidate 1 {'eta0': -1.0}" in "\n".join(info.value.__notes__)
+    # what the earlier fit left is gone, not mistaken for this one's
+    assert not hasattr(search, "cv_results_") and not hasattr(search, "best_estimator_")
 
 
 # -- the sklearn face --------------------------------------------------------------------------

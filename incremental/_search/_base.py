@@ -129,6 +129,7 @@ class BaseSearch(ParallelPostFit):
             On Ctrl-C, after the block under way: the fitted attributes then
             hold the search so far (see the class's notes).
         """
+        self._forget_last_fit()
         check_estimator(self.estimator)
         check_parameters(self.parameters, self.estimator)
         check_verbose(self.verbose)
@@ -222,6 +223,13 @@ class BaseSearch(ParallelPostFit):
             progress.created(where, len(bracket.models), n_train)
 
     # -- what fit leaves -----------------------------------------------------------
+    def _forget_last_fit(self) -> None:
+        """Drop what an earlier ``fit`` left, so a failed fit leaves none of it."""
+        for name in [
+            n for n in self.__dict__ if n.endswith("_") and not n.startswith("_")
+        ]:
+            del self.__dict__[name]
+
     def _set_results(self, run: SearchRun, data: SearchData, metric) -> None:
         schedule = run.schedule
         self.cv_results_ = cv_results(schedule, run.records, self._with_bracket)
