@@ -13,7 +13,6 @@ run block by block on ``best_estimator_`` and exist exactly when it has them.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -61,8 +60,6 @@ from ._schedule import (
     held_out_blocks,
     planned_positions,
 )
-
-logger = logging.getLogger("incremental")
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ class SearchProgress(contextlib.AbstractContextManager):
     Parameters
     ----------
     verbose : bool or number
-        0 or False: no bar; anything else: a bar per round (2 and above keep
-        the finished ones).
+        0 or False: no bar; anything else: a bar per round and, at the end,
+        one line with the best score (2 and above keep every round's bar).
     prefix : str
         Starts every log message as ``[CV<prefix>]``, as in dask-ml.
     """
@@ -52,6 +52,7 @@ class SearchProgress(contextlib.AbstractContextManager):
         self.tag = f"[CV{prefix}]"
         self.round = 0
         self.round_over = True
+        self.last_text = ""
         self.bar: Any = None
         self._tqdm: Any = None
         self.dask_bars = DaskProgressBars()
@@ -69,6 +70,8 @@ class SearchProgress(contextlib.AbstractContextManager):
 
     def __exit__(self, *exc: Any) -> None:
         self._close_bar()
+        if self._tqdm is not None and self.last_text:
+            self._tqdm.write(f"{self.tag} {self.last_text}")
         self.dask_bars.__exit__(*exc)
 
     def created(self, bracket: int | None, n_models: int, n_train: int) -> None:
@@ -90,7 +93,7 @@ class SearchProgress(contextlib.AbstractContextManager):
                 total=total,
                 desc=f"round {self.round}",
                 unit="block",
-                leave=self.verbose is True or self.verbose >= 2,
+                leave=self.verbose >= 2,
             )
             self.bar.set_postfix_str(self._postfix(schedule), refresh=False)
 
@@ -120,6 +123,7 @@ class SearchProgress(contextlib.AbstractContextManager):
             sum(m.active for m in schedule.models),
             best_text(schedule),
         )
+        self.last_text = f"after round {self.round}: {self._postfix(schedule)}"
         if self.bar is not None:
             self.bar.set_postfix_str(self._postfix(schedule), refresh=True)
         self.round_over = True
