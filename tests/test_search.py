@@ -3,6 +3,7 @@ results, dask-ml's outputs, delegation, errors and Ctrl-C."""
 
 import logging
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -501,6 +502,19 @@ def test_a_failing_candidate_is_named(data):
 
 
 # -- the sklearn face --------------------------------------------------------------------------
+def test_a_fitted_search_pickles(fitted_hyperband, numpy_data):
+    copy = pickle.loads(pickle.dumps(fitted_hyperband))
+    Xn, yn = numpy_data
+    assert copy.score(Xn, yn) == fitted_hyperband.score(Xn, yn)
+    assert copy.scorer_(copy.best_estimator_, Xn, yn) == copy.score(Xn, yn)
+    same_results(copy.cv_results_, fitted_hyperband.cv_results_)
+
+
+def test_a_supervised_estimator_needs_y(data):
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        IncrementalSearchCV(sgd(), PARAMS).fit(data[0])
+
+
 def test_params_are_dask_mls_in_dask_mls_order():
     sha = SuccessiveHalvingSearchCV(sgd(), PARAMS, 10, 5)
     assert (sha.n_initial_parameters, sha.n_initial_iter, sha.max_iter) == (10, 5, None)

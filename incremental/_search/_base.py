@@ -31,16 +31,18 @@ from .._blocks import (
     whole_rows,
 )
 from .._classes import find_classes
+
+# Incremental's check, so both give scikit-learn's message for a missing y.
+from .._incremental import _check_target
 from .._plan import classes_source, prefetch_and_group, split_fit_params
 from .._postfit import ParallelPostFit
 from .._runners import partial_fit_batch
-from .._scoring import StreamingMetric, metric_for, streaming_score
+from .._scoring import metric_for, streaming_score
 from .._validation import check_validation_data
 from ._params import (
     check_estimator,
     check_int,
     check_parameters,
-    check_target,
     check_test_size,
     check_verbose,
 )
@@ -64,13 +66,17 @@ from ._schedule import (
 
 @dataclass(frozen=True)
 class StreamingScorer:
-    """``scorer_``: ``scorer_(estimator, X, y)`` with the search's metric,
-    reduced from per-block statistics (X is never gathered)."""
+    """``scorer_``: ``scorer_(estimator, X, y)`` with the search's ``scoring``,
+    reduced from per-block statistics (X is never gathered).
 
-    metric: StreamingMetric
+    It keeps the name, not the metric, so that a fitted search pickles.
+    """
+
+    scoring: str | None
 
     def __call__(self, estimator: Any, X: Any, y: Any = None, sample_weight=None):
-        return streaming_score(estimator, self.metric, X, y, sample_weight)
+        metric = metric_for(estimator, self.scoring)
+        return streaming_score(estimator, metric, X, y, sample_weight)
 
 
 @dataclass
@@ -140,7 +146,7 @@ class BaseSearch(ParallelPostFit):
         if source == "y":
             data.constant["classes"] = find_classes(y, self.estimator)
         run = self._run(schedule, models, data, metric)
-        self._set_results(run, data, metric)
+        self._set_results(run)
         if run.interrupted:
             raise self._interrupted(run)
         return self
@@ -148,7 +154,7 @@ class BaseSearch(ParallelPostFit):
     def _data(self, X, y, fit_params: dict, validation_data: Any) -> SearchData:
         """Blocks, validation split and stream order; nothing computed."""
         check_input(X)
-        check_target(self.estimator, y)
+        _check_target(self.estimator, y)
         test_size = check_test_size(self.test_size)
         batch_size = self.batch_size
         if batch_size is not None:
@@ -227,7 +233,7 @@ class BaseSearch(ParallelPostFit):
         ]:
             del self.__dict__[name]
 
-    def _set_results(self, run: SearchRun, data: SearchData, metric) -> None:
+    def _set_results(self, run: SearchRun) -> None:
         schedule = run.schedule
         self.cv_results_ = cv_results(schedule, run.records, self._with_bracket)
         self.history_ = run.records
@@ -239,7 +245,7 @@ class BaseSearch(ParallelPostFit):
         self.best_params_ = self.cv_results_["params"][index]
         # The post-fit methods of ParallelPostFit use estimator_.
         self.estimator_ = self.best_estimator_
-        self.scorer_ = StreamingScorer(metric)
+        self.scorer_ = StreamingScorer(self.scoring)
         self.n_splits_ = 1
         self.multimetric_ = False
         self.metadata_ = self._fitted_metadata(schedule)

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from sklearn.utils import check_random_state, get_tags
+from sklearn.utils import check_random_state
 
 PATIENCE_WARNING = (
     "The goal of `patience` is to stop training estimators that have already "
@@ -165,21 +165,6 @@ def check_parameters(parameters: Any, estimator: Any) -> None:
 
 def check_random_state_param(random_state: Any) -> None:
     check_random_state(random_state)
-
-
-def check_target(estimator: Any, y: Any) -> None:
-    """scikit-learn's error when a supervised estimator is given no y."""
-    if y is not None:
-        return
-    try:
-        required = get_tags(estimator).target_tags.required
-    except AttributeError:  # an estimator without scikit-learn's tags
-        return
-    if required:
-        raise ValueError(
-            f"{type(estimator).__name__} requires y to be passed, but the "
-            "target y is None"
-        )
 
 
 def fits_per_score(fits: Any, scores_per_fit: Any) -> int:
