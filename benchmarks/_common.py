@@ -131,10 +131,14 @@ def with_peak_rss(result: dict) -> dict:
 def zarr_dataset(
     settings: Settings, rows: int, chunk_rows: int, compressed: bool = False
 ) -> Path:
-    """Folder of the demo's dataset with these rows and chunks, made if needed
-    (X stored with zarr's default zstd codec when ``compressed``)."""
-    name = f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}"
-    folder = settings.data_dir / (name + ("-zstd" if compressed else ""))
+    """Folder of the demo's dataset with these rows and chunks, made if needed.
+
+    ``compressed``: X stored with zarr's default codec (zstd), else raw.
+    """
+    codec = "-zstd" if compressed else ""
+    folder = (
+        settings.data_dir / f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}{codec}"
+    )
     write_dataset(
         folder, rows, chunk_rows=chunk_rows, seed=settings.seed, compressed=compressed
     )

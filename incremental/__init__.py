@@ -9,6 +9,9 @@ Public surface:
 - ``STREAMING_METRICS``: the scoring names that are reduced block by block.
 - :class:`NotStreamableError`: raised where a metric must be reduced block by
   block and cannot be.
+- :func:`clear_cache`, :func:`cache_info`: the blocks fits keep in memory.
+- ``MERGEABLE``, :func:`register_merge`: estimators fitted in parallel by
+  merging the states of batches fitted apart.
 - :class:`IncrementalSearchCV`, :class:`SuccessiveHalvingSearchCV` and
   :class:`HyperbandSearchCV`: adaptive hyperparameter search (dask-ml's
   classes), every candidate trained on one stream of blocks.
@@ -16,7 +19,10 @@ Public surface:
 How the package is built: ``ARCHITECTURE.md`` at the repository's root.
 """
 
+from ._cache import cache_info, clear_cache
 from ._incremental import Incremental
+from ._merge import MERGES as MERGEABLE
+from ._merge import register_merge
 from ._postfit import ParallelPostFit
 from ._scoring import STREAMING_METRICS, NotStreamableError
 from ._search import (
@@ -30,9 +36,13 @@ __all__ = [
     "HyperbandSearchCV",
     "Incremental",
     "IncrementalSearchCV",
+    "MERGEABLE",
     "NotStreamableError",
     "ParallelPostFit",
     "STREAMING_METRICS",
     "SuccessiveHalvingSearchCV",
     "__version__",
+    "cache_info",
+    "clear_cache",
+    "register_merge",
 ]

@@ -20,26 +20,38 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state, get_tags
 
+from . import _dask_compat
 from ._blocks import (
     Blocks,
     check_input,
     compute_row_chunks,
+    cores,
     make_blocks,
     rows_or_nan,
     whole_rows,
 )
+from ._cache import CACHE, resolve_budget
 from ._classes import find_classes
+from ._merge import merge_for
 from ._plan import (
     FitPlan,
     classes_source,
     make_plan,
+    merge_batches,
     prefetch_and_group,
+    readers_for,
     split_fit_params,
 )
 from ._postfit import ParallelPostFit
 from ._progress import Progress
 from ._quirks import quirks_of
-from ._runners import EpochJob, FitError, Runner, choose_runner, partial_fit_batch
+from ._runners import (
+    EpochJob,
+    FitError,
+    Runner,
+    choose_runner,
+    partial_fit_batch,
+)
 from ._validation import EarlyStopping, check_validation_data, validation_scorer
 
 logger = logging.getLogger("incremental")
@@ -73,6 +85,20 @@ def _check_int(name: str, value: Any, low: int) -> None:
         or value < low
     ):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_cache(cache: Any) -> None:
+    if cache == "auto" or cache is False or cache is None:
+        return
+    try:
+        budget = resolve_budget(cache, 0)
+    except (TypeError, ValueError):
+        budget = -1
+    if isinstance(cache, bool) or budget < 0:
+        raise ValueError(
+            "cache must be 'auto', False, or a number of bytes (an integer >= 0 "
+            f"or a string such as '4GB'), got {cache!r}"
+        )
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -144,6 +170,29 @@ class Incremental(ParallelPostFit):
         record per epoch goes to ``logging.getLogger("incremental")`` at INFO
         whatever ``verbose`` says.
 
+    cache : "auto", False, int or str, default="auto"
+        Keep the blocks a fit computes in memory, up to this many bytes (an
+        integer, or a string such as ``"4GB"``), so that its later epochs,
+        the next stage of a pipeline (which reads a transform of these
+        blocks) and a repeated fit on the same data read no storage for what
+        is kept. "auto" allows half the memory available when the fit
+        starts; False keeps nothing. Data larger than the budget: the first
+        blocks are kept, the rest read again. Kept blocks are read-only and
+        go when the dask collection that made them is deleted, or with
+        ``incremental.clear_cache()``; they never change a result. Not used
+        on a dask.distributed cluster.
+
+    merge : "auto", True or False, default="auto"
+        For estimators whose fitted states can be merged (StandardScaler,
+        MinMaxScaler, MaxAbsScaler and the naive Bayes family; see
+        ``incremental.MERGEABLE`` and ``incremental.register_merge``): fit
+        each batch apart, on every core, and merge their states in a fixed
+        tree. The result is identical whatever the cores or scheduler, and
+        equal to the serial loop of ``partial_fit`` within floating-point
+        rounding (minima, maxima and integer counts bit for bit). "auto"
+        merges batches known to hold 2 MiB or more of X (a DataFrame's are
+        not known: pass True); False always runs the serial loop.
+
     Attributes
     ----------
     estimator_ : estimator
@@ -210,6 +259,8 @@ class Incremental(ParallelPostFit):
         n_iter_no_change: int = 5,
         tol: float = 1e-4,
         verbose: int = 0,
+        cache: Any = "auto",
+        merge: bool | str = "auto",
     ):
         super().__init__(
             estimator,
@@ -229,6 +280,8 @@ class Incremental(ParallelPostFit):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.verbose = verbose
+        self.cache = cache
+        self.merge = merge
 
     # -- public ------------------------------------------------------------
     def fit(self, X, y=None, *, validation_data=None, **fit_params):
@@ -318,6 +371,9 @@ class Incremental(ParallelPostFit):
             raise ValueError(
                 f"prefetch must be 'auto' or an integer >= 1, got {prefetch!r}"
             )
+        _check_cache(self.cache)
+        if self.merge not in ("auto", True, False):
+            raise ValueError(f"merge must be 'auto', True or False, got {self.merge!r}")
         check_input(X)
         _check_target(self.estimator, y)
 
@@ -331,20 +387,34 @@ class Incremental(ParallelPostFit):
                 )
             validation_data = check_validation_data(validation_data, X)
         self._add_classes(constant, y)
-        blocks = make_blocks(X, y, **per_sample)
+        on_cluster = _dask_compat.current_client() is not None
+        budget = 0 if on_cluster else self._cache_budget()
+        blocks = make_blocks(X, y, cache_budget=budget, **per_sample)
+        try:
+            return self._fit_blocks(blocks, X, constant, validation_data)
+        finally:
+            blocks.close()
+
+    def _fit_blocks(self, blocks, X, constant, validation_data):
+        """Plan the fit of ``blocks`` and run it, epoch by epoch."""
         plan = self._plan(blocks, X, held_out=validation_data is None)
+        prefetch, group, batch_bytes = self._prefetch_and_group(blocks, plan)
+        merge = merge_for(self.estimator_)
+        use_merge = merge_batches(self.merge, merge is not None, batch_bytes)
+        runner = choose_runner(merge if use_merge else None)
         check_score, stopping = None, None
         if self.early_stopping:
             check_score = validation_scorer(
                 self.estimator, self.scoring, blocks, plan.held_out, validation_data
             )
             stopping = EarlyStopping(self.n_iter_no_change, self.tol)
-        prefetch, group = self._prefetch_and_group(blocks, plan)
+        readers = readers_for(prefetch, group, cores())
         fit = partial(partial_fit_batch, constant=constant)
-        runner = choose_runner()
         with Progress(self.verbose, self.max_epochs) as progress:
             for epoch in range(plan.n_epochs):
-                job = EpochJob(blocks, plan.batches(epoch), fit, prefetch, group, epoch)
+                job = EpochJob(
+                    blocks, plan.batches(epoch), fit, prefetch, group, epoch, readers
+                )
                 record = self._run_epoch(runner, job, progress)
                 record["score"] = (
                     None if check_score is None else check_score(self.estimator_)
@@ -357,6 +427,9 @@ class Incremental(ParallelPostFit):
         if stopping is not None and stopping.best_model is not None:
             self.estimator_ = stopping.best_model  # the best validation score's
         return self
+
+    def _cache_budget(self) -> int:
+        return resolve_budget(self.cache, CACHE.held)
 
     def _add_classes(self, constant: dict[str, Any], y: Any) -> None:
         """Put ``classes`` among the constant fit parameters when it is needed."""
@@ -385,13 +458,22 @@ class Incremental(ParallelPostFit):
             batch_size=self.batch_size,
         )
 
-    def _prefetch_and_group(self, blocks: Blocks, plan: FitPlan) -> tuple[int, int]:
+    def _prefetch_and_group(
+        self, blocks: Blocks, plan: FitPlan
+    ) -> tuple[int, int, float]:
+        """Blocks computed ahead, blocks per scheduler call, and the bytes of
+        X in a batch (NaN when unknown)."""
         batch_bytes = None
         if self.batch_size is not None and plan.rows:
             total_rows = sum(plan.rows)
             if total_rows:
                 batch_bytes = blocks.nbytes / total_rows * self.batch_size
-        return prefetch_and_group(self.prefetch, blocks.block_bytes, batch_bytes)
+        prefetch, group = prefetch_and_group(
+            self.prefetch, blocks.block_bytes, batch_bytes
+        )
+        if batch_bytes is None:
+            batch_bytes = blocks.block_bytes
+        return prefetch, group, batch_bytes
 
     def _run_epoch(self, runner: Runner, job: EpochJob, progress: Progress) -> dict:
         """One pass of ``partial_fit`` over ``job.batches``; its history record."""
@@ -457,6 +539,12 @@ class Incremental(ParallelPostFit):
                 f"incremental: {_ACTIONS[failure.phase]} "
                 f"{job.describe(failure.position)} in epoch {job.epoch + 1} of at "
                 f"most {self.max_epochs}"
+            )
+        if "read-only" in str(error) and self._cache_budget() > 0:
+            error.add_note(
+                "incremental: blocks kept in memory for later reads are read-only, "
+                "so that no partial_fit can change them; this estimator writes "
+                "into its input: fit with cache=False"
             )
         if failure.consistent:
             error.add_note(
