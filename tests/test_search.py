@@ -171,11 +171,12 @@ class CountingGet:
         return dask.threaded.get(graph, keys, **kwargs)
 
 
-def test_each_position_of_the_stream_is_read_once(data):
+@pytest.mark.parametrize("cache, validation_reads", [(False, 3), ("auto", 1)])
+def test_each_position_of_the_stream_is_read_once(data, cache, validation_reads):
     X, y = data
     X = X.map_blocks(_times_one, dtype=X.dtype)  # blocks made by tasks
     counting = CountingGet(X.name)
-    search = HyperbandSearchCV(sgd(), PARAMS, max_iter=9, random_state=0)
+    search = HyperbandSearchCV(sgd(), PARAMS, max_iter=9, random_state=0, cache=cache)
     with dask.config.set(scheduler=counting):
         search.fit(X, y, classes=[0, 1])
     seq = stream(0, n_calls=9)
@@ -183,12 +184,28 @@ def test_each_position_of_the_stream_is_read_once(data):
     train_counts = {b: n for b, n in counting.counts.items() if b != held}
     assert train_counts == Counter(seq)
     assert search.train_block_reads_ == 9
-    # scored after 1, 3 and 9 calls: three passes over the held-out block
-    assert counting.counts[held] == search.validation_block_reads_ == 3
+    # scored after 1, 3 and 9 calls: three passes over the held-out block,
+    # or one with the block cache
+    assert counting.counts[held] == search.validation_block_reads_ == validation_reads
     assert search.metadata_ == search.metadata
 
 
 # -- reproducible -----------------------------------------------------------------------------
+def test_the_cache_keeps_blocks_the_stream_passes_over_again(data):
+    """11 training blocks, 20 positions: the second pass reads nothing."""
+    X, y = data
+    X = X.map_blocks(_times_one, dtype=X.dtype)
+    counting = CountingGet(X.name)
+    search = IncrementalSearchCV(sgd(), PARAMS, 2, max_iter=20, random_state=0)
+    with dask.config.set(scheduler=counting):
+        search.fit(X, y, classes=[0, 1])
+    assert max(counting.counts.values()) == 1
+    assert search.train_block_reads_ == 11 and search.validation_block_reads_ == 1
+    plain = clone(search).set_params(cache=False).fit(X, y, classes=[0, 1])
+    assert plain.train_block_reads_ == 20 and plain.validation_block_reads_ == 20
+    same_results(search.cv_results_, plain.cv_results_)
+
+
 def test_same_results_whatever_the_scheduler_and_threads(data):
     def run(**config):
         search = HyperbandSearchCV(sgd(), PARAMS, max_iter=9, random_state=5)
@@ -521,7 +538,7 @@ def test_params_are_dask_mls_in_dask_mls_order():
     assert set(sha.get_params(deep=False)) == {
         "estimator", "parameters", "n_initial_parameters", "n_initial_iter",
         "max_iter", "aggressiveness", "test_size", "patience", "tol",
-        "random_state", "scoring", "verbose", "prefix", "batch_size",
+        "random_state", "scoring", "verbose", "prefix", "batch_size", "cache",
     }  # fmt: skip
     hyperband = HyperbandSearchCV(sgd(), PARAMS, 9)
     assert (hyperband.max_iter, hyperband.aggressiveness, hyperband.patience) == (
@@ -534,6 +551,7 @@ def test_params_are_dask_mls_in_dask_mls_order():
         "estimator", "parameters", "max_iter", "aggressiveness", "patience",
         "tol", "test_size", "random_state", "scoring", "verbose", "prefix",
         "predict_meta", "predict_proba_meta", "transform_meta", "batch_size",
+        "cache",
     }  # fmt: skip
     one = IncrementalSearchCV(sgd(), PARAMS)
     assert (one.n_initial_parameters, one.max_iter, one.fits_per_score) == (10, 100, 1)

@@ -1,5 +1,6 @@
 """The search's runner: the stream of batches, many fits, many scores."""
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import dask
@@ -157,3 +158,24 @@ def test_search_threads_follow_dask_config():
     assert search_threads(dask.local.get_sync) == 1
     with dask.config.set(num_workers=3):
         assert search_threads(dask.threaded.get) == 3
+
+
+def test_validation_from_the_block_cache_reads_each_block_once():
+    rng = np.random.default_rng(2)
+    Xn = rng.normal(size=(N, 3))
+    X = da.from_array(Xn, chunks=CHUNK).map_blocks(np.copy, dtype=float)
+    y = da.from_array((Xn[:, 0] > 0).astype(int), chunks=CHUNK)
+    cached = make_blocks(X, y, cache_budget=10**8)
+    try:
+        fit = partial(partial_fit_batch, constant={"classes": [0, 1]})
+        models = [SGDClassifier(alpha=a, random_state=0) for a in (1e-4, 1e-2, 1)]
+        Fitter(fit, 1).feed(models, cached.compute([0])[0])
+        metric = STREAMING_METRICS["accuracy"]
+        with ThreadPoolExecutor(2) as pool:
+            validation = Validation(metric, cached, [4, 5], dask.threaded.get, 2, pool)
+            first, again = validation.score(models), validation.score(models)
+        assert validation.reads == 2  # the second pass found both in the cache
+        expected = [score_blocks(m, metric, make_blocks(X, y), [4, 5]) for m in models]
+        assert [s for s, _ in first] == [s for s, _ in again] == expected
+    finally:
+        cached.close()

@@ -17,24 +17,34 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import dask
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
+from .. import _dask_compat
 from .._blocks import (
     Blocks,
     check_input,
     compute_row_chunks,
+    configured_get,
+    cores,
     default_get,
     make_blocks,
     rows_or_nan,
     whole_rows,
 )
+from .._cache import CACHE, resolve_budget
 from .._classes import find_classes
 
-# Incremental's check, so both give scikit-learn's message for a missing y.
-from .._incremental import _check_target
-from .._plan import classes_source, prefetch_and_group, split_fit_params
+# Incremental's checks, so both give the same messages.
+from .._incremental import _check_cache, _check_target
+from .._plan import (
+    classes_source,
+    prefetch_and_group,
+    readers_for,
+    split_fit_params,
+)
 from .._postfit import ParallelPostFit
 from .._runners import partial_fit_batch
 from .._scoring import metric_for, streaming_score
@@ -92,6 +102,11 @@ class SearchData:
     constant: dict[str, Any]
     batch_bytes: float | None = None
 
+    def close(self) -> None:
+        """The search ended: what the block cache kept for it may make room."""
+        self.blocks.close()
+        self.validation.close()
+
 
 class BaseSearch(ParallelPostFit):
     """The machinery of the search classes; not public. Subclasses define
@@ -136,22 +151,27 @@ class BaseSearch(ParallelPostFit):
         check_estimator(self.estimator)
         check_parameters(self.parameters, self.estimator)
         check_verbose(self.verbose)
+        _check_cache(self.cache)
         metric = metric_for(self.estimator, self.scoring)
         schedule = Schedule(self._make_brackets())
         models = {
             m.id: clone(self.estimator).set_params(**m.params) for m in schedule.models
         }
-        data = self._data(X, y, fit_params, validation_data)
-        source = classes_source(self.estimator, y is not None, data.constant, True)
-        if source == "y":
-            data.constant["classes"] = find_classes(y, self.estimator)
-        run = self._run(schedule, models, data, metric)
+        limit = planned_positions(schedule.brackets)
+        data = self._data(X, y, fit_params, validation_data, limit)
+        try:
+            source = classes_source(self.estimator, y is not None, data.constant, True)
+            if source == "y":
+                data.constant["classes"] = find_classes(y, self.estimator)
+            run = self._run(schedule, models, data, metric, limit)
+        finally:
+            data.close()
         self._set_results(run)
         if run.interrupted:
             raise self._interrupted(run)
         return self
 
-    def _data(self, X, y, fit_params: dict, validation_data: Any) -> SearchData:
+    def _data(self, X, y, fit_params, validation_data, limit) -> SearchData:
         """Blocks, validation split and stream order; nothing computed."""
         check_input(X)
         _check_target(self.estimator, y)
@@ -171,32 +191,69 @@ class BaseSearch(ParallelPostFit):
         rng = check_random_state(self.random_state)
         if validation_data is None:
             train, held = held_out_blocks(blocks.n_blocks, test_size, rng)
-            validation, indices = blocks, held
         else:
             train, held = np.arange(blocks.n_blocks), None
-            validation = make_blocks(*validation_data)
-            indices = np.arange(validation.n_blocks)
         rows, batch_bytes = None, None
         if batch_size is not None:
             rows = blocks.row_counts() or compute_row_chunks(whole_rows(X))
             if sum(rows):
                 batch_bytes = blocks.nbytes / sum(rows) * batch_size
         order = StreamOrder(train, rng, rows, batch_size)
+        revisits = limit is None or limit > order.start(1)
+        blocks, validation = self._cached(
+            blocks, (X, y, per_sample), validation_data, revisits
+        )
+        indices = held if held is not None else np.arange(validation.n_blocks)
         return SearchData(
             blocks, order, held, validation, indices, constant, batch_bytes
         )
 
-    def _run(self, schedule: Schedule, models: dict, data: SearchData, metric):
-        get = default_get()
-        threads = search_threads(get)
+    def _cached(self, blocks: Blocks, data: tuple, validation_data, revisits: bool):
+        """``(training blocks, validation blocks)``, with the block cache where
+        it serves: for the validation blocks, read at every scoring, and for
+        the training blocks when the stream passes over them more than once.
+        Not on a dask.distributed cluster (as ``Incremental``)."""
+        budget = 0
+        if _dask_compat.current_client() is None:
+            budget = resolve_budget(self.cache, CACHE.held)
+        if budget <= 0:
+            if validation_data is None:
+                return blocks, blocks
+            return blocks, make_blocks(*validation_data)
+        X, y, per_sample = data
+        if validation_data is None:
+            cached = make_blocks(X, y, cache_budget=budget, **per_sample)
+            return (cached if revisits else blocks), cached
+        validation = make_blocks(*validation_data, cache_budget=budget)
+        if revisits:
+            blocks = make_blocks(X, y, cache_budget=budget, **per_sample)
+        return blocks, validation
+
+    def _run(self, schedule: Schedule, models, data: SearchData, metric, limit):
+        # Without a scheduler named by the user, each reader thread computes
+        # its group itself (as Incremental's local runner does).
+        configured = configured_get()
         prefetch, group = prefetch_and_group(
             "auto", data.blocks.block_bytes, data.batch_bytes
         )
-        limit = planned_positions(schedule.brackets)
-        source = BatchSource(data.blocks, data.order, get, prefetch, group, limit)
+        source = BatchSource(
+            data.blocks,
+            data.order,
+            configured or dask.local.get_sync,
+            prefetch,
+            group,
+            limit,
+            readers=readers_for(prefetch, group, cores()),
+        )
+        threads = search_threads(configured)
         fitter = Fitter(partial(partial_fit_batch, constant=data.constant), threads)
         validation = Validation(
-            metric, data.validation, data.validation_indices, get, threads
+            metric,
+            data.validation,
+            data.validation_indices,
+            default_get(),
+            threads,
+            fitter.pool,
         )
         self.train_blocks_ = data.order.train
         self.validation_blocks_ = data.held_out

@@ -131,11 +131,17 @@ _COMMON_PARAMETERS = """
         Log records start with ``[CV<prefix>]``.
 """
 
-_BATCH_SIZE = """
+_STREAM_PARAMETERS = """
     batch_size : int, optional
         Train on batches of this many rows cut from the blocks in stream
         order, instead of whole blocks: then one unit of ``max_iter`` is one
         batch.
+    cache : "auto", False, int or str, default="auto"
+        The block cache's budget, as in :class:`~incremental.Incremental`:
+        the validation blocks (read at every scoring) are kept in memory
+        within it, and the training blocks too when the search passes over
+        them more than once; "auto" allows half the memory available, False
+        keeps nothing. Not used on a dask.distributed cluster.
 """
 
 
@@ -176,7 +182,7 @@ class IncrementalSearchCV(BaseSearch):
     predict_meta, predict_proba_meta, transform_meta : array, optional
         See :class:`~incremental.ParallelPostFit`.
 """
-        + _BATCH_SIZE
+        + _STREAM_PARAMETERS
         + _FITTED_ATTRIBUTES.format(bracket="", bracket_record="")
         + _NOTES
         + """
@@ -221,6 +227,7 @@ class IncrementalSearchCV(BaseSearch):
         transform_meta=None,
         *,
         batch_size=None,
+        cache="auto",
     ):
         self.estimator = estimator
         self.parameters = parameters
@@ -240,6 +247,7 @@ class IncrementalSearchCV(BaseSearch):
         self.predict_proba_meta = predict_proba_meta
         self.transform_meta = transform_meta
         self.batch_size = batch_size
+        self.cache = cache
 
     def _rule(self) -> Rule:
         if self.decay_rate is not None:
@@ -315,7 +323,7 @@ class SuccessiveHalvingSearchCV(BaseSearch):
         How much is cut each round.
 """
         + _COMMON_PARAMETERS
-        + _BATCH_SIZE
+        + _STREAM_PARAMETERS
         + _FITTED_ATTRIBUTES.format(bracket="", bracket_record="")
         + _NOTES
         + """
@@ -357,6 +365,7 @@ class SuccessiveHalvingSearchCV(BaseSearch):
         prefix="",
         *,
         batch_size=None,
+        cache="auto",
     ):
         self.estimator = estimator
         self.parameters = parameters
@@ -372,6 +381,7 @@ class SuccessiveHalvingSearchCV(BaseSearch):
         self.verbose = verbose
         self.prefix = prefix
         self.batch_size = batch_size
+        self.cache = cache
 
     def _n_models(self) -> int:
         n = check_n_initial_parameters(self.n_initial_parameters)
@@ -450,7 +460,7 @@ class HyperbandSearchCV(BaseSearch):
     predict_meta, predict_proba_meta, transform_meta : array, optional
         See :class:`~incremental.ParallelPostFit`.
 """
-        + _BATCH_SIZE
+        + _STREAM_PARAMETERS
         + _FITTED_ATTRIBUTES.format(
             bracket=", ``bracket``",
             bracket_record=", ``bracket``",
@@ -497,6 +507,7 @@ class HyperbandSearchCV(BaseSearch):
         transform_meta=None,
         *,
         batch_size=None,
+        cache="auto",
     ):
         self.estimator = estimator
         self.parameters = parameters
@@ -513,6 +524,7 @@ class HyperbandSearchCV(BaseSearch):
         self.predict_proba_meta = predict_proba_meta
         self.transform_meta = transform_meta
         self.batch_size = batch_size
+        self.cache = cache
 
     def _bracket_params(self) -> dict[int, dict]:
         """Each bracket's ``SuccessiveHalvingSearchCV`` parameters (dask-ml's)."""

@@ -12,19 +12,20 @@ per read of each validation block.
 - :func:`run_search` walks the schedule (``_schedule.Schedule``): feed,
   score, let the brackets decide, until every bracket is done or Ctrl-C.
 
-Where the work runs: blocks are computed by the scheduler dask is
-configured with (on a ``dask.distributed`` cluster, where the data is) and
-``partial_fit`` runs in this process, in a pool of threads (one per core;
-one with the synchronous scheduler, ``num_workers`` when dask's config sets
-it). Threads pay for estimators whose ``partial_fit`` frees the GIL
-(scikit-learn's SGD models, anything spending its time in NumPy on large
-blocks); a ``partial_fit`` in pure Python gains little from them.
+Where the work runs: blocks are computed by the stream's reader threads
+with the scheduler dask is configured with (on a ``dask.distributed``
+cluster, where the data is), and ``partial_fit`` runs in this process, in a
+pool of threads (one per core, ``num_workers`` when dask's config sets it;
+one with the synchronous scheduler). Threads pay for estimators whose
+``partial_fit`` frees the GIL (scikit-learn's SGD models, anything spending
+its time in NumPy on large blocks); a ``partial_fit`` in pure Python gains
+little from them. Blocks the block cache holds (``Blocks.cache``) are not
+read again, and are not counted as reads.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -41,6 +42,7 @@ from .._blocks import (
     assemble_batches,
     blocks_of,
     check_block_rows,
+    cores,
     cull_present,
     describe_batch,
     num_rows,
@@ -51,12 +53,23 @@ from .._stream import BlockComputeError, BlockStream
 from ._schedule import ModelState, Schedule, StreamOrder
 
 
-def search_threads(get: Callable) -> int:
+def search_threads(get: Callable | None) -> int:
     """Threads that run ``partial_fit``: 1 with the synchronous scheduler,
     dask's ``num_workers`` when set, else one per core."""
     if get is dask.local.get_sync:
         return 1
-    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    return cores()
+
+
+def uncached(blocks: Blocks, indices: Sequence[int]) -> int:
+    """How many of the blocks at ``indices`` the block cache does not hold
+    (all of them without a cache): the reads that computing them costs."""
+    if blocks.cache is None:
+        return len(indices)
+    return sum(
+        not keys or any(blocks.cache.lookup(k, count=False) is None for k in keys)
+        for keys in (blocks.keys([i]) for i in indices)
+    )
 
 
 # -- the stream ------------------------------------------------------------------------------
@@ -64,9 +77,10 @@ class BatchSource:
     """The batch at each position of ``order``, computed ahead, each read once.
 
     Positions are asked for in increasing order; each pass over the training
-    blocks is one :class:`BlockStream`. A position asked for again (a model
-    behind the others) is computed again, and counted. ``limit`` (the last
-    position the search can need, when known) stops computing ahead there.
+    blocks is one :class:`BlockStream` (``readers`` threads computing groups
+    at once). A position asked for again (a model behind the others) is
+    computed again, and counted. ``limit`` (the last position the search can
+    need, when known) stops computing ahead there.
     """
 
     def __init__(
@@ -77,10 +91,12 @@ class BatchSource:
         prefetch: int,
         group: int,
         limit: int | None = None,
+        readers: int = 1,
     ):
         self.blocks, self.order, self.get = blocks, order, get
         self.prefetch, self.group, self.limit = prefetch, group, limit
-        self.reads = 0  # training blocks computed
+        self.readers = readers
+        self.reads = 0  # training blocks read (not served by the cache)
         self._lock = threading.Lock()
         self._stream: Any = None
         self._start = 0  # position of index 0 of the open stream
@@ -88,8 +104,9 @@ class BatchSource:
 
     def compute(self, batches: Sequence[Any]) -> list[dict[str, Any]]:
         """The batches, their blocks computed in one scheduler call."""
+        reads = uncached(self.blocks, blocks_of(batches))
         with self._lock:
-            self.reads += len(blocks_of(batches))
+            self.reads += reads
         return assemble_batches(self.blocks, batches, self.get)
 
     def _open(self, position: int) -> None:
@@ -106,6 +123,7 @@ class BatchSource:
                 range(offset, stop),
                 prefetch=self.prefetch,
                 group=self.group,
+                readers=self.readers,
             )
         )
 
@@ -241,8 +259,11 @@ class Validation:
     """Scores many models in one pass over the validation blocks.
 
     ``blocks`` and ``indices``: the held-out blocks of X, or all blocks of
-    ``validation_data``. Each pass computes each block once, in one scheduler
-    call with one task per block and group of models.
+    ``validation_data``. Each pass computes each block once. Without a block
+    cache, one scheduler call runs one task per block and group of models,
+    next to the block (on a cluster, where it is); with one, the blocks are
+    computed here (or found in the cache, as they are after the first pass)
+    and the groups are scored in ``pool``'s threads.
     """
 
     def __init__(
@@ -252,15 +273,37 @@ class Validation:
         indices: Sequence[int],
         get: Callable,
         groups: int,
+        pool: ThreadPoolExecutor | None = None,
     ):
         self.metric, self.blocks, self.get = metric, blocks, get
         self.indices = [int(i) for i in indices]
         self.n_groups = max(1, groups)
-        self.reads = 0  # validation blocks computed
+        self.pool = pool
+        self.reads = 0  # validation blocks read (not served by the cache)
 
     def score(self, models: Sequence[Any]) -> list[tuple[float, float]]:
         """``(score, seconds scoring)`` for each model, in order."""
         groups = _groups(models, self.n_groups)
+        self.reads += uncached(self.blocks, self.indices)
+        if self.blocks.cache is None:
+            per_group = self._next_to_blocks(groups)
+        else:
+            per_group = self._here(groups)
+        results = []
+        for group, per_block in zip(groups, per_group):
+            per_block = [stats for stats in per_block if stats is not None]
+            if not per_block:
+                raise ValueError("the validation blocks have no rows to score on")
+            for j in range(len(group)):
+                total = reduce(
+                    self.metric.combine, [block[j][0] for block in per_block]
+                )
+                seconds = sum(block[j][1] for block in per_block)
+                results.append((float(self.metric.finish(total)), seconds))
+        return results
+
+    def _next_to_blocks(self, groups: list[tuple]) -> list[list]:
+        """Each group's statistics on each block, from one scheduler call."""
         graph: dict = {}
         keys: list[list[Hashable]] = []
         for group in groups:
@@ -271,18 +314,19 @@ class Validation:
             keys.append(out)
         flat = [key for out in keys for key in out]
         values = dict(zip(flat, self.get(cull_present(graph, flat), flat)))
-        self.reads += len(self.indices)
-        results = []
-        for group, out in zip(groups, keys):
-            per_block = [values[key] for key in out if values[key] is not None]
-            if not per_block:
-                raise ValueError("the validation blocks have no rows to score on")
-            for j in range(len(group)):
-                stats = [block[j][0] for block in per_block]
-                seconds = sum(block[j][1] for block in per_block)
-                total = reduce(self.metric.combine, stats)
-                results.append((float(self.metric.finish(total)), seconds))
-        return results
+        return [[values[key] for key in out] for out in keys]
+
+    def _here(self, groups: list[tuple]) -> list[list]:
+        """The same, from blocks computed (or kept) here, scored in threads."""
+        parts = self.blocks.compute(self.indices, self.get)
+
+        def run(group: tuple, block: dict) -> Any:
+            return score_group(self.metric, ModelGroup(group), **block)
+
+        if self.pool is None:
+            return [[run(g, block) for block in parts] for g in groups]
+        futures = [[self.pool.submit(run, g, block) for block in parts] for g in groups]
+        return [[future.result() for future in row] for row in futures]
 
 
 # -- the search ----------------------------------------------------------------------------
