@@ -75,10 +75,12 @@ _FITTED_ATTRIBUTES = """
     validation_blocks_ : array of int or None
         The blocks of X held out for validation (None with ``validation_data``).
     train_block_reads_ : int
-        Training blocks read: ``train_block_reads_ / len(train_blocks_)`` is
-        the number of passes over the training data.
+        Training blocks read (not counting those the block cache served):
+        ``train_block_reads_ / len(train_blocks_)`` is the number of passes
+        over the training data.
     validation_block_reads_ : int
-        Validation blocks read (one per block each time models are scored).
+        Validation blocks read: each one each time models are scored, unless
+        the block cache keeps them.
     estimator_ : estimator
         ``best_estimator_``, used by the post-fit methods.
 """
@@ -111,7 +113,8 @@ _NOTES = """
 _COMMON_PARAMETERS = """
     test_size : float, optional
         Fraction of X's blocks held out for validation (rounded, at least
-        one); None holds out one block. Ignored with ``validation_data``.
+        one); None holds out one block. Must be None when ``fit`` is given
+        ``validation_data``.
     patience : int or False, default=False
         Stop training a candidate when none of its scores over its last
         ``patience`` calls beats the oldest of them by more than ``tol``.
