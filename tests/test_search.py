@@ -518,6 +518,15 @@ def test_a_failing_candidate_is_named(data):
     assert not hasattr(search, "cv_results_") and not hasattr(search, "best_estimator_")
 
 
+def test_a_failing_score_is_named(data):
+    search = IncrementalSearchCV(
+        sgd(), {"loss": ["hinge"]}, "grid", max_iter=2, scoring="neg_log_loss"
+    )
+    with pytest.raises(AttributeError) as info:
+        search.fit(*data)
+    assert "raised while scoring 1 candidates (0)" in "\n".join(info.value.__notes__)
+
+
 # -- the sklearn face --------------------------------------------------------------------------
 def test_a_fitted_search_pickles(fitted_hyperband, numpy_data):
     copy = pickle.loads(pickle.dumps(fitted_hyperband))

@@ -399,7 +399,17 @@ class _Search:
         """Score ``due`` in one pass over the validation blocks; record it."""
         if not due:
             return
-        scored = self.validation.score([self.run.models[m.id] for m in due])
+        try:
+            scored = self.validation.score([self.run.models[m.id] for m in due])
+        except Exception as error:
+            names = ", ".join(repr(m.id) for m in due[:5]) + (
+                ", ..." if len(due) > 5 else ""
+            )
+            error.add_note(
+                f"incremental: raised while scoring {len(due)} candidates ({names}) "
+                "on the validation blocks"
+            )
+            raise
         elapsed = time.perf_counter() - self.started
         records = [
             self.record(model, score, seconds, elapsed)
