@@ -23,7 +23,10 @@ from importlib import metadata
 from pathlib import Path
 
 from ._common import Row, Settings, is_number, prepare_job
-from .cases import CASES
+from .cases import CASES as _CASES
+from .throughput import THROUGHPUT_CASES
+
+CASES = {**_CASES, **THROUGHPUT_CASES}
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 COLUMNS = (
@@ -35,6 +38,8 @@ COLUMNS = (
     "dask-ml",
     "ours/plain",
     "ours/dask-ml",
+    "limit",
+    "ours/limit",
     "check",
 )
 
@@ -74,6 +79,8 @@ def markdown_table(rows: Sequence[Row]) -> str:
             _value(row.dask_ml, row.unit),
             _ratio(row.ours, row.plain, row.unit),
             _ratio(row.ours, row.dask_ml, row.unit),
+            "" if row.limit is None else _value(row.limit, row.unit),
+            _ratio(row.ours, row.limit, row.unit),
             row.check,
         ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")

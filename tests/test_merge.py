@@ -272,3 +272,22 @@ def test_register_merge_for_another_estimator():
 def test_invalid_merge_value():
     with pytest.raises(ValueError, match="merge must be"):
         Incremental(StandardScaler(), merge="yes").fit(np.ones((3, 2)))
+
+
+def test_merged_on_a_cluster_is_identical_to_merged_here(client):
+    Xn, sizes = dense(6, n_blocks=9, nan="scattered")
+    X = da.from_array(Xn, chunks=(sizes, 4))
+    with dask.config.set(scheduler="threads"):
+        here = ours(StandardScaler(), X)
+    there = ours(StandardScaler(), X)  # the client's scheduler
+    for name, value in fitted(here).items():
+        np.testing.assert_array_equal(fitted(there)[name], value)
+    blocks, sizes = labelled(1, "counts")
+    Xn = np.concatenate([b[0] for b in blocks])
+    yn = np.concatenate([b[1] for b in blocks])
+    X = da.from_array(Xn, chunks=(sizes, 5))
+    with dask.config.set(scheduler="threads"):
+        here = ours(MultinomialNB(), X, yn)
+    there = ours(MultinomialNB(), X, yn)
+    for name, value in fitted(here).items():
+        np.testing.assert_array_equal(fitted(there)[name], value)

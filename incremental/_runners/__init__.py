@@ -35,7 +35,7 @@ def choose_runner(merge: Merge | None = None) -> Runner:
     estimator's states merge, when they should be merged."""
     client = _dask_compat.current_client()
     if client is not None:
-        return ClusterRunner(client)
+        return ClusterRunner(client, merge)
     return LocalRunner() if merge is None else MergeRunner(merge)
 
 

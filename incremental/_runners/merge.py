@@ -15,11 +15,9 @@ from typing import Any
 
 import dask
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
 
 from .._blocks import configured_get, num_rows
-from .._merge import FixedTree, Merge, Part, leaf
+from .._merge import FixedTree, Merge, Part, is_fitted, leaf
 from .._stream import BlockComputeError, BlockStream
 from .base import EpochJob, FitError, Report, interrupts_between_blocks
 
@@ -49,14 +47,6 @@ def _leaves(
     return out
 
 
-def _is_fitted(model: Any) -> bool:
-    try:
-        check_is_fitted(model)
-    except (NotFittedError, TypeError):
-        return False
-    return True
-
-
 class MergeRunner:
     """Fit an epoch's batches apart and merge their states (see the module)."""
 
@@ -72,7 +62,7 @@ class MergeRunner:
 
     def run(self, model: Any, job: EpochJob, report: Report) -> None:
         get = self.get or configured_get() or dask.local.get_sync
-        start = Part(model, None) if _is_fitted(model) else None
+        start = Part(model, None) if is_fitted(model) else None
         stream = BlockStream(
             partial(_leaves, job, clone(model), self.merge, get),
             range(len(job.batches)),
