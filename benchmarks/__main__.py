@@ -23,10 +23,11 @@ from importlib import metadata
 from pathlib import Path
 
 from ._common import Row, Settings, is_number, prepare_job
+from ._search import SEARCH_CASES
 from .cases import CASES as _CASES
 from .throughput import THROUGHPUT_CASES
 
-CASES = {**_CASES, **THROUGHPUT_CASES}
+CASES = {**_CASES, **THROUGHPUT_CASES, **SEARCH_CASES}
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 COLUMNS = (

@@ -9,7 +9,8 @@ the same order (so ours uses ``shuffle_blocks=False``).
 Functions whose name ends in ``_job`` run in a fresh process (see
 ``_common.in_fresh_process``), so the peak memory they report is their own.
 
-The "search" case (``_search.py``) compares searches, not fits: see there.
+The "search" case (``_search.py``, registered beside these in
+``__main__``) compares searches, not fits: see there.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from ._common import (
     zarr_dataset,
     zarr_row_blocks,
 )
-from ._search import search_case
 
 
 def _sgd(seed: int = 0) -> Any:
@@ -678,5 +678,4 @@ CASES = {
     "predict": predict_score_small_blocks,
     "memory": memory_scaling,
     "distributed": distributed_fit,
-    "search": search_case,
 }
