@@ -9,6 +9,7 @@ checks them and builds its brackets of candidates with their rule when
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from ._base import BaseSearch
 from ._params import (
@@ -209,28 +210,28 @@ class IncrementalSearchCV(BaseSearch):
     """
     )
 
-    def __init__(
+    def __init__(  # dask-ml's names, order and defaults
         self,
-        estimator,
-        parameters,
-        n_initial_parameters=10,
-        decay_rate=None,
-        test_size=None,
-        patience=False,
-        tol=1e-3,
-        fits_per_score=1,
-        max_iter=100,
-        random_state=None,
-        scoring=None,
-        verbose=False,
-        prefix="",
-        scores_per_fit=None,
-        predict_meta=None,
-        predict_proba_meta=None,
-        transform_meta=None,
+        estimator: Any,
+        parameters: Any,
+        n_initial_parameters: int | str = 10,
+        decay_rate: Any = None,
+        test_size: float | None = None,
+        patience: int | bool = False,
+        tol: float | None = 1e-3,
+        fits_per_score: int = 1,
+        max_iter: int | None = 100,
+        random_state: Any = None,
+        scoring: str | None = None,
+        verbose: bool | float = False,
+        prefix: str = "",
+        scores_per_fit: int | None = None,
+        predict_meta: Any = None,
+        predict_proba_meta: Any = None,
+        transform_meta: Any = None,
         *,
-        batch_size=None,
-        cache="auto",
+        batch_size: int | None = None,
+        cache: Any = "auto",
     ):
         self.estimator = estimator
         self.parameters = parameters
@@ -351,24 +352,24 @@ class SuccessiveHalvingSearchCV(BaseSearch):
     """
     )
 
-    def __init__(
+    def __init__(  # dask-ml's names, order and defaults
         self,
-        estimator,
-        parameters,
-        n_initial_parameters=10,
-        n_initial_iter=None,
-        max_iter=None,
-        aggressiveness=3,
-        test_size=None,
-        patience=False,
-        tol=1e-3,
-        random_state=None,
-        scoring=None,
-        verbose=False,
-        prefix="",
+        estimator: Any,
+        parameters: Any,
+        n_initial_parameters: int | str = 10,
+        n_initial_iter: int | None = None,
+        max_iter: int | None = None,
+        aggressiveness: float = 3,
+        test_size: float | None = None,
+        patience: int | bool = False,
+        tol: float | None = 1e-3,
+        random_state: Any = None,
+        scoring: str | None = None,
+        verbose: bool | float = False,
+        prefix: str = "",
         *,
-        batch_size=None,
-        cache="auto",
+        batch_size: int | None = None,
+        cache: Any = "auto",
     ):
         self.estimator = estimator
         self.parameters = parameters
@@ -492,25 +493,25 @@ class HyperbandSearchCV(BaseSearch):
 
     _with_bracket = True
 
-    def __init__(
+    def __init__(  # dask-ml's names, order and defaults
         self,
-        estimator,
-        parameters,
-        max_iter=81,
-        aggressiveness=3,
-        patience=False,
-        tol=1e-3,
-        test_size=None,
-        random_state=None,
-        scoring=None,
-        verbose=False,
-        prefix="",
-        predict_meta=None,
-        predict_proba_meta=None,
-        transform_meta=None,
+        estimator: Any,
+        parameters: Any,
+        max_iter: int = 81,
+        aggressiveness: float = 3,
+        patience: int | bool = False,
+        tol: float | None = 1e-3,
+        test_size: float | None = None,
+        random_state: Any = None,
+        scoring: str | None = None,
+        verbose: bool | float = False,
+        prefix: str = "",
+        predict_meta: Any = None,
+        predict_proba_meta: Any = None,
+        transform_meta: Any = None,
         *,
-        batch_size=None,
-        cache="auto",
+        batch_size: int | None = None,
+        cache: Any = "auto",
     ):
         self.estimator = estimator
         self.parameters = parameters
