@@ -8,6 +8,9 @@ the same order (so ours uses ``shuffle_blocks=False``).
 
 Functions whose name ends in ``_job`` run in a fresh process (see
 ``_common.in_fresh_process``), so the peak memory they report is their own.
+
+The "search" case (``_search.py``, registered beside these in
+``__main__``) compares searches, not fits: see there.
 """
 
 from __future__ import annotations
