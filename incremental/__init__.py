@@ -12,6 +12,9 @@ Public surface:
 - :func:`clear_cache`, :func:`cache_info`: the blocks fits keep in memory.
 - ``MERGEABLE``, :func:`register_merge`: estimators fitted in parallel by
   merging the states of batches fitted apart.
+- :class:`IncrementalSearchCV`, :class:`SuccessiveHalvingSearchCV` and
+  :class:`HyperbandSearchCV`: adaptive hyperparameter search (dask-ml's
+  classes), every candidate trained on one stream of blocks.
 
 How the package is built: ``ARCHITECTURE.md`` at the repository's root.
 """
@@ -22,14 +25,22 @@ from ._merge import MERGES as MERGEABLE
 from ._merge import register_merge
 from ._postfit import ParallelPostFit
 from ._scoring import STREAMING_METRICS, NotStreamableError
+from ._search import (
+    HyperbandSearchCV,
+    IncrementalSearchCV,
+    SuccessiveHalvingSearchCV,
+)
 
 __version__ = "0.1.0"
 __all__ = [
+    "HyperbandSearchCV",
     "Incremental",
+    "IncrementalSearchCV",
     "MERGEABLE",
     "NotStreamableError",
     "ParallelPostFit",
     "STREAMING_METRICS",
+    "SuccessiveHalvingSearchCV",
     "__version__",
     "cache_info",
     "clear_cache",

@@ -34,13 +34,14 @@ class Merge:
     """How to merge the fitted states of one estimator class.
 
     ``merge(a, b)`` returns a new estimator whose state is ``a``'s followed
-    by ``b``'s. ``extra(batch)``, if given, computes small statistics of a
-    batch that the fitted state loses but the merge needs; merges then
-    receive ``Part``\\ s (estimator and extra) instead of bare estimators.
+    by ``b``'s. ``extra(model, batch)``, if given, gives small statistics of
+    a batch fitted alone (``model``) that a merged state loses but later
+    merges need; merges then receive ``Part``\\ s (estimator and extra)
+    instead of bare estimators.
     """
 
     merge: Callable[[Any, Any], Any]
-    extra: Callable[[dict], Any] | None = None
+    extra: Callable[[Any, dict], Any] | None = None
 
 
 @dataclass
@@ -135,18 +136,21 @@ def _constant(var: np.ndarray, mean: np.ndarray, n: Any) -> np.ndarray:
 
 
 # -- scalers -------------------------------------------------------------------------
-def _scaler_sums(batch: dict) -> dict:
-    """Plain (weighted) sum of each feature and whether X is sparse.
+def _scaler_sums(model: Any, batch: dict) -> dict:
+    """The (weighted) sum of each feature in a batch fitted alone, and
+    whether X is sparse.
 
-    A part whose first batch had no value for a feature has a NaN mean for
-    good (as scikit-learn's loop does), which loses its sum: the merge takes
-    the sum from here instead.
+    A merged state whose first batch had no value for a feature has a NaN
+    mean for good (as scikit-learn's loop does), which loses the sum of the
+    later batches: merges carry the sums beside the state. A batch fitted
+    alone has a NaN mean only where it has no value at all, so its sum
+    comes from its own state, without another pass over X.
     """
-    X, weight = batch["X"], batch.get("sample_weight")
-    dense = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=float)
-    if weight is not None:
-        dense = dense * np.asarray(weight, dtype=float)[:, None]
-    return {"sum": np.nansum(dense, axis=0), "sparse": sp.issparse(X)}
+    n = _per_feature(model.n_samples_seen_, model.n_features_in_)
+    mean = np.zeros(len(n)) if model.mean_ is None else model.mean_
+    with np.errstate(invalid="ignore"):
+        total = np.where(n > 0, mean * n, 0.0)
+    return {"sum": total, "sparse": sp.issparse(batch["X"])}
 
 
 def _per_feature(n: Any, n_features: int) -> np.ndarray:
@@ -352,7 +356,7 @@ def register_merge(
     estimator_class: type,
     merge: Callable[[Any, Any], Any],
     *,
-    extra: Callable[[dict], Any] | None = None,
+    extra: Callable[[Any, dict], Any] | None = None,
 ) -> None:
     """Let ``Incremental`` fit ``estimator_class`` by merging batch states.
 
@@ -365,9 +369,10 @@ def register_merge(
         by ``b``'s, as a new object (``a`` and ``b`` must not be changed). With
         ``extra``, ``merge`` receives and returns ``Part(model, extra)``.
     extra : callable, optional
-        ``extra(batch) -> statistics`` for what the fitted state loses but
-        the merge needs (``batch`` is a dict with ``"X"``, maybe ``"y"`` and
-        per-sample parameters); ``Part.extra`` of a merge combines both sides'.
+        ``extra(model, batch) -> statistics`` of one batch fitted alone
+        (``model``), for what merged states lose but later merges need
+        (``batch`` is a dict with ``"X"``, maybe ``"y"`` and per-sample
+        parameters); ``Part.extra`` of a merge combines both sides'.
 
     Examples
     --------
@@ -415,4 +420,4 @@ def leaf(template: Any, batch: dict, fit: Callable, merge: Merge) -> Part:
     """One batch fitted on a fresh copy of ``template``."""
     model = copy.deepcopy(template)
     fit(model, batch)
-    return Part(model, None if merge.extra is None else merge.extra(batch))
+    return Part(model, None if merge.extra is None else merge.extra(model, batch))

@@ -211,6 +211,12 @@ def score_blocks(
     return _finish(metric, *stats)
 
 
+def streaming_score(estimator, metric: StreamingMetric, X, y=None, sample_weight=None):
+    """Combine ``metric``'s per-block statistics over the blocks of X and y."""
+    blocks = make_blocks(X, y, sample_weight=sample_weight)
+    return score_blocks(estimator, metric, blocks)
+
+
 def lazy_score(estimator, metric: StreamingMetric, blocks: Blocks) -> da.Array:
     """:func:`score_blocks` as a lazy 0-d dask array: the per-block tasks and
     one task that combines their statistics, nothing computed."""
@@ -363,10 +369,11 @@ def score(
 
     if scoring is None or (isinstance(scoring, str) and scoring in STREAMING_METRICS):
         metric = metric_for(estimator, scoring)
-        blocks = make_blocks(X, y, sample_weight=sample_weight)
         if compute:
-            return score_blocks(estimator, metric, blocks)
-        return lazy_score(estimator, metric, blocks)
+            return streaming_score(estimator, metric, X, y, sample_weight)
+        return lazy_score(
+            estimator, metric, make_blocks(X, y, sample_weight=sample_weight)
+        )
     if not compute:
         raise NotStreamableError(
             f"score(..., compute=False) needs a metric reduced block by block "

@@ -68,6 +68,24 @@ def test_write_dataset_is_deterministic_and_labels_follow_x(tmp_path):
     assert not demo.dataset_exists(tmp_path / "a", 3_000, chunk_rows=1_000, seed=4)
 
 
+def test_compressed_dataset_has_the_same_values_stored_with_zstd(tmp_path):
+    demo.write_dataset(tmp_path / "raw", 2_000, chunk_rows=1_000)
+    demo.write_dataset(tmp_path / "zstd", 2_000, chunk_rows=1_000, compressed=True)
+    stored = zarr.open_array(tmp_path / "zstd" / "X.zarr", mode="r")
+    assert [type(c).__name__ for c in stored.compressors] == ["ZstdCodec"]
+    assert not zarr.open_array(tmp_path / "raw" / "X.zarr", mode="r").compressors
+    raw, packed = (
+        demo.load_dataset(tmp_path / "raw"),
+        demo.load_dataset(tmp_path / "zstd"),
+    )
+    np.testing.assert_array_equal(raw[0].compute(), packed[0].compute())
+    # one is not mistaken for the other
+    assert not demo.dataset_exists(
+        tmp_path / "raw", 2_000, chunk_rows=1_000, compressed=True
+    )
+    assert not demo.dataset_exists(tmp_path / "zstd", 2_000, chunk_rows=1_000)
+
+
 @pytest.mark.parametrize("rows", ["0", "-5", "1", "many", "1.5"])
 def test_bad_rows_exit_2_with_a_message(rows, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
