@@ -135,7 +135,7 @@ def results_markdown(
     table: str, command: str, seconds: float, quick: bool, load: float | None
 ) -> str:
     """The whole of RESULTS.md: how it was made, on what, the table, notes."""
-    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
     mode = "quick (small sizes)" if quick else "full"
     busy = "" if load is None else f"; load average when it started: {load:.2f}"
     return f"""# Benchmark results

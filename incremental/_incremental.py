@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state, get_tags
+from sklearn.utils.metadata_routing import UNUSED
+from sklearn.utils.metaestimators import available_if
 
 from . import _dask_compat
 from ._blocks import (
@@ -32,6 +34,13 @@ from ._blocks import (
 )
 from ._cache import CACHE, resolve_budget
 from ._classes import find_classes
+from ._conventions import (
+    current_config,
+    is_frozen,
+    refuses_sample_weight,
+    run_in_config,
+    shows_sample_weight,
+)
 from ._merge import merge_for
 from ._plan import (
     FitPlan,
@@ -42,16 +51,11 @@ from ._plan import (
     readers_for,
     split_fit_params,
 )
-from ._postfit import ParallelPostFit
+from ._postfit import ParallelPostFit, can_partial_fit
 from ._progress import Progress
 from ._quirks import quirks_of
-from ._runners import (
-    EpochJob,
-    FitError,
-    Runner,
-    choose_runner,
-    partial_fit_batch,
-)
+from ._runners import EpochJob, FitError, Runner, choose_runner, partial_fit_batch
+from ._scoring import check_scoring
 from ._validation import EarlyStopping, check_validation_data, validation_scorer
 
 logger = logging.getLogger("incremental")
@@ -104,6 +108,18 @@ def _check_cache(cache: Any) -> None:
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _first_batch_rows(batches: list, rows: tuple[int, ...] | None) -> int | None:
+    """Rows of the first batch that has any (runners skip empty ones); None
+    when the blocks' row counts are not known."""
+    if rows is None:
+        return None
+    for batch in batches:
+        n = sum(rows[b] if s is None else s.stop - s.start for b, s in batch)
+        if n:
+            return n
+    return None
 
 
 class Incremental(ParallelPostFit):
@@ -206,7 +222,10 @@ class Incremental(ParallelPostFit):
         Epochs run since the last ``fit``.
     history_ : list of dict
         One record per epoch: ``epoch``, ``n_batches``, ``n_samples``,
-        ``seconds`` and the validation ``score`` (None without early stopping).
+        ``seconds``, the validation ``score`` (None without early stopping)
+        and ``runner``, where ``partial_fit`` ran: ``"local"`` (in the calling
+        thread), ``"merge"`` (batches apart in the stream's reader threads,
+        their states merged in the calling thread) or ``"cluster"``.
     best_score_ : float
         With early stopping: the best validation score, whose model is kept.
 
@@ -216,6 +235,20 @@ class Incremental(ParallelPostFit):
         methods (``predict``, ``transform``, ``score``, ...) are this class's.
     NotStreamableError : raised when ``scoring`` cannot be reduced block by
         block where it must be (early stopping).
+
+    Notes
+    -----
+    An estimator fitted elsewhere predicts, transforms and scores through the
+    wrapper without ``fit``, as in :class:`ParallelPostFit`; ``fit`` and the
+    first ``partial_fit`` start from ``clone(estimator)``. A
+    ``FrozenEstimator`` is refused: its ``partial_fit`` would change the
+    frozen model (use ``ParallelPostFit(FrozenEstimator(model))``).
+
+    With ``sklearn.set_config(enable_metadata_routing=True)``, metadata such
+    as ``sample_weight`` reaches the estimator's ``partial_fit`` (cut into
+    X's blocks) when it asked for it there:
+    ``SGDClassifier().set_partial_fit_request(sample_weight=True)``, also for
+    ``Incremental.fit``. ``classes`` is the wrapper's own and never routed.
 
     Examples
     --------
@@ -239,6 +272,14 @@ class Incremental(ParallelPostFit):
     >>> pipe.score(X, y) > 0.95
     True
     """
+
+    _CALLS = {"fit": "partial_fit", "partial_fit": "partial_fit"}
+    # Options of the wrapper, not metadata for scikit-learn to route.
+    __metadata_request__fit = {"sample_weight": UNUSED, "validation_data": UNUSED}
+    __metadata_request__partial_fit = {
+        "sample_weight": UNUSED,
+        "validation_data": UNUSED,
+    }
 
     def __init__(
         self,
@@ -284,7 +325,8 @@ class Incremental(ParallelPostFit):
         self.merge = merge
 
     # -- public ------------------------------------------------------------
-    def fit(self, X, y=None, *, validation_data=None, **fit_params):
+    @shows_sample_weight("partial_fit")
+    def fit(self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params):
         """Fit a clone of ``estimator`` with one ``partial_fit`` per block of X.
 
         Parameters
@@ -292,29 +334,44 @@ class Incremental(ParallelPostFit):
         X : dask array or DataFrame, or an in-memory array-like (one block)
         y : array-like, dask array or Series, optional
             Cut into X's row blocks whatever its own chunking.
+        sample_weight : array-like, dask array or Series, optional
+            Cut into X's row blocks and passed to each ``partial_fit``; only
+            in the signature when the estimator's ``partial_fit`` takes it.
         validation_data : tuple (X_val, y_val), optional
             With ``early_stopping=True``: score on these after each epoch
             instead of holding out ``validation_fraction`` of the blocks.
         **fit_params
-            Passed to every ``partial_fit`` call. Those with one entry per row
-            (``sample_weight``, dask collections) are cut into X's row blocks;
+            Passed to every ``partial_fit`` call (with metadata routing on,
+            what the estimator's ``partial_fit`` requested). Those with one
+            entry per row (dask collections) are cut into X's row blocks;
             ``classes`` is found from y when needed and not given.
 
         Returns
         -------
         self
         """
-        self._check_params(X, y)
+        fit_params = self._fit_params("fit", sample_weight, fit_params)
+        self._check_params("fit", X, y, fit_params)
         self._start()
         return self._fit(X, y, fit_params, validation_data)
 
-    def partial_fit(self, X, y=None, *, validation_data=None, **fit_params):
+    @shows_sample_weight("partial_fit")
+    @available_if(can_partial_fit)
+    def partial_fit(
+        self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params
+    ):
         """Continue fitting ``estimator_`` on the blocks of X (see ``fit``).
 
         Each call runs ``max_epochs`` epochs (one by default) and adds them to
-        ``history_``.
+        ``history_``. The first call starts from a clone of ``estimator``.
+        Exists exactly when the wrapped estimator has ``partial_fit``.
+
+        Returns
+        -------
+        self
         """
-        self._check_params(X, y)
+        fit_params = self._fit_params("partial_fit", sample_weight, fit_params)
+        self._check_params("partial_fit", X, y, fit_params)
         if "estimator_" not in self.__dict__:
             self._start()
         return self._fit(X, y, fit_params, validation_data)
@@ -334,15 +391,12 @@ class Incremental(ParallelPostFit):
         return tags
 
     # -- checks ------------------------------------------------------------
-    def _check_params(self, X: Any, y: Any) -> None:
+    def _check_params(
+        self, method: str, X: Any, y: Any, fit_params: dict[str, Any]
+    ) -> None:
         """Check every parameter, and X and y as far as it costs nothing."""
-        self._check_estimator()
-        if not hasattr(self.estimator, "partial_fit"):
-            raise TypeError(
-                f"{type(self.estimator).__name__} has no partial_fit method, so it "
-                "cannot learn block by block; use an estimator with partial_fit, "
-                "or ParallelPostFit to fit in memory and predict in parallel"
-            )
+        self._check_estimator_fits_blockwise(method, fit_params)
+        check_scoring(self.scoring)
         _check_bool("shuffle_blocks", self.shuffle_blocks)
         _check_bool("early_stopping", self.early_stopping)
         check_random_state(self.random_state)
@@ -377,6 +431,52 @@ class Incremental(ParallelPostFit):
         check_input(X)
         _check_target(self.estimator, y)
 
+    def _check_estimator_fits_blockwise(
+        self, method: str, fit_params: dict[str, Any]
+    ) -> None:
+        self._check_estimator()
+        name = type(self.estimator).__name__
+        if not hasattr(self.estimator, "partial_fit"):
+            raise TypeError(
+                f"{name} has no partial_fit method, so it "
+                "cannot learn block by block; use an estimator with partial_fit, "
+                "or ParallelPostFit to fit in memory and predict in parallel"
+            )
+        self._refuse_frozen(method)
+        if "sample_weight" in fit_params and refuses_sample_weight(
+            self.estimator, "partial_fit"
+        ):
+            raise TypeError(f"{name}.partial_fit does not take sample_weight")
+
+    def _refuse_frozen(self, method: str) -> None:
+        """Raise if ``method`` would change a frozen estimator (which clone()
+        gives back as it is) by calling its ``partial_fit``."""
+        if is_frozen(self.estimator):
+            name = type(self.estimator).__name__
+            raise TypeError(
+                f"{type(self).__name__}.{method} would change the {name}'s model: "
+                f"it calls partial_fit, and clone() gives a {name} back as it is. "
+                f"To predict, transform or score with it, use "
+                f"ParallelPostFit({name}(model)), or ParallelPostFit(model) "
+                "without fit; to train a copy, use Incremental(model)"
+            )
+
+    def _check_first_batch(self, batches: list, rows: tuple[int, ...] | None):
+        """Refuse, before reading any block, a first batch smaller than the
+        estimator's first ``partial_fit`` accepts (``_quirks``)."""
+        param = quirks_of(self.estimator).first_batch_rows
+        if param is None or self.n_blocks_seen_:
+            return
+        needed = self.estimator.get_params().get(param)
+        n = _first_batch_rows(batches, rows)
+        if isinstance(needed, numbers.Integral) and n is not None and n < needed:
+            raise ValueError(
+                f"{type(self.estimator).__name__}'s first partial_fit needs at "
+                f"least {param}={needed} rows, but the first batch has {n} "
+                f"sample{'' if n == 1 else 's'}; use larger blocks, "
+                f"batch_size >= {needed}, or a smaller {param}"
+            )
+
     # -- the fit -------------------------------------------------------------
     def _fit(self, X, y, fit_params: dict[str, Any], validation_data=None):
         per_sample, constant = split_fit_params(fit_params, rows_or_nan(X))
@@ -398,6 +498,7 @@ class Incremental(ParallelPostFit):
     def _fit_blocks(self, blocks, X, constant, validation_data):
         """Plan the fit of ``blocks`` and run it, epoch by epoch."""
         plan = self._plan(blocks, X, held_out=validation_data is None)
+        self._check_first_batch(plan.batches(0), plan.rows or blocks.row_counts())
         prefetch, group, batch_bytes = self._prefetch_and_group(blocks, plan)
         merge = merge_for(self.estimator_)
         use_merge = merge_batches(self.merge, merge is not None, batch_bytes)
@@ -409,7 +510,14 @@ class Incremental(ParallelPostFit):
             )
             stopping = EarlyStopping(self.n_iter_no_change, self.tol)
         readers = readers_for(prefetch, group, cores())
-        fit = partial(partial_fit_batch, constant=constant)
+        # partial_fit may run in another thread (a reader thread when merging,
+        # a cluster's worker): it runs in the scikit-learn configuration of
+        # this one.
+        fit = partial(
+            run_in_config,
+            current_config(),
+            partial(partial_fit_batch, constant=constant),
+        )
         with Progress(self.verbose, self.max_epochs) as progress:
             for epoch in range(plan.n_epochs):
                 job = EpochJob(
@@ -513,6 +621,7 @@ class Incremental(ParallelPostFit):
             "n_batches": len(job.batches),
             "n_samples": n_samples,
             "seconds": time.perf_counter() - started,
+            "runner": type(runner).__name__.removesuffix("Runner").lower(),
         }
 
     def _stop_early(self, stopping: EarlyStopping, record: dict) -> bool:

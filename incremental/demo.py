@@ -19,8 +19,14 @@ and seed reuses it. It then fits::
 on ``X`` read back from disk, holding out the last 1% of the rows, predicts
 every row from disk back to disk (``predictions.zarr``), and prints the fit
 time, the predict time, the accuracy on the held-out rows and the peak memory
-of the process. What the cores did meanwhile (dask's ``Profiler`` and
-``ResourceProfiler``) is saved as ``profile.html`` when bokeh is installed.
+of the process. What the cores did meanwhile is drawn as ``profile.png``
+(with matplotlib) and ``profile.html`` (with bokeh, BokehJS inline, so both
+open without a network): dask's tasks from its ``Profiler``, packed into
+lanes (the most tasks that ran at once, beside the number of cores), the
+phases (the scaler's pass, the SGD's pass, predicting) from the demo's own
+clock, the main thread's ``partial_fit`` passes, and CPU and memory from its
+``ResourceProfiler``. ``incremental._picture`` says what the picture can and
+cannot show.
 
 The dataset generator (:func:`write_dataset`, :func:`load_dataset`) is also
 used by ``benchmarks/``, which measure the data this command makes.
@@ -29,12 +35,14 @@ used by ``benchmarks/``, which measure the data this command makes.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +62,8 @@ LABEL_NOISE = 0.25
 # Bumped whenever the generator changes, so old data on disk is not reused.
 GENERATOR_VERSION = 1
 
-X_NAME, Y_NAME, PREDICTIONS_NAME, PROFILE_NAME = (
-    "X.zarr",
-    "y.zarr",
-    "predictions.zarr",
-    "profile.html",
-)
+X_NAME, Y_NAME, PREDICTIONS_NAME = "X.zarr", "y.zarr", "predictions.zarr"
+PROFILE_HTML, PROFILE_PNG = "profile.html", "profile.png"
 
 
 # -- the dataset -------------------------------------------------------------
@@ -293,15 +297,99 @@ def _profilers() -> tuple[Any, Any]:
     return Profiler(), ResourceProfiler(dt=0.25)
 
 
-def _save_profile(profilers: Sequence[Any], path: Path) -> str:
-    try:
-        import bokeh  # noqa: F401
-    except ImportError:
-        return "not saved: bokeh is not installed (pip install bokeh)"
-    from dask.diagnostics import visualize
+class _EpochTimes(logging.Handler):
+    """When each fit epoch ran, from the ``incremental`` logger's epoch
+    records, on ``time.perf_counter`` (the profilers' clock)."""
 
-    visualize(list(profilers), filename=str(path), show=False, save=True)
-    return str(path)
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.spans: list[tuple[float, float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        epoch = getattr(record, "incremental_epoch", None)
+        if epoch is not None:
+            end = time.perf_counter()
+            self.spans.append((end - epoch["seconds"], end, epoch["runner"]))
+
+
+@contextmanager
+def _epoch_times() -> Iterator[_EpochTimes]:
+    logger = logging.getLogger("incremental")
+    handler, level = _EpochTimes(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _phases(
+    pipe: Any, fit: tuple[float, float], epochs: list, predict: tuple[float, float]
+) -> tuple[list, list]:
+    """The picture's phases and the main thread's spans, ``(label, start, end)``.
+
+    Each pipeline step's epoch is its pass; what runs between the passes
+    (building the next step's blocks and, for a classifier, the one pass over
+    y that finds the classes) is a phase of its own when it is visible. The
+    main thread runs a pass's ``partial_fit`` calls, or, where batches are
+    fitted apart in reader threads, merges their states.
+    """
+    from sklearn.base import is_classifier
+
+    phases, main = [], []
+    cursor = fit[0]
+    for (_, step), (start, end, runner) in zip(pipe.steps, epochs):
+        name = type(step.estimator).__name__
+        if start - cursor > 0.01 * (fit[1] - fit[0]):
+            classes = phases and is_classifier(step.estimator)
+            phases.append(("classes from y" if classes else "prepare", cursor, start))
+        phases.append((f"{name} pass", start, end))
+        merged = f"{name}: merging states fitted in reader threads"
+        main.append(
+            (merged if runner == "merge" else f"{name}.partial_fit", start, end)
+        )
+        cursor = end
+    phases.append(("predict, zarr to zarr", *predict))
+    return phases, main
+
+
+def _save_profile(
+    profilers: Sequence[Any], phases: list, main: list, title: str, out: Path
+) -> dict[str, str]:
+    """Draw the run as PNG and HTML; each entry is a path, or why there is none."""
+    from ._picture import make_picture, save_html, save_png
+
+    profiler, resources = profilers
+    picture = make_picture(
+        profiler.results,
+        resources.results,
+        phases,
+        main,
+        n_cores=os.cpu_count() or 1,
+        title=title,
+    )
+    saved = {}
+    for kind, save, module, path in [
+        ("png", save_png, "matplotlib", out / PROFILE_PNG),
+        ("html", save_html, "bokeh", out / PROFILE_HTML),
+    ]:
+        try:
+            __import__(module)
+        except ImportError:
+            saved[kind] = f"not saved: {module} is not installed (pip install {module})"
+            continue
+        save(picture, str(path))
+        saved[kind] = str(path)
+    return saved
+
+
+def _timed_fit(pipe: Any, X: Any, y: Any) -> tuple[float, float]:
+    print("fit       pass 1: StandardScaler, pass 2: SGDClassifier", file=sys.stderr)
+    started = time.perf_counter()
+    pipe.fit(X, y)
+    return started, time.perf_counter()
 
 
 def run_demo(
@@ -314,7 +402,8 @@ def run_demo(
 
     Prints progress as it goes. The returned dict has ``fit_seconds``,
     ``predict_seconds``, ``accuracy``, ``peak_rss_bytes``, ``profile`` (the
-    picture's path, or why there is none) and ``predictions`` (a path).
+    pictures' paths, or why there are none, by ``"html"`` and ``"png"``) and
+    ``predictions`` (a path).
     """
     out = Path(out)
     started = time.perf_counter()
@@ -333,25 +422,25 @@ def run_demo(
     )
 
     pipe = make_demo_pipeline(seed, verbose=2)
-    profiler, resources = _profilers()
+    profilers = _profilers()
     predictions_path = out / PREDICTIONS_NAME
-    with profiler, resources:
-        started = time.perf_counter()
-        print(
-            "fit       pass 1: StandardScaler, pass 2: SGDClassifier", file=sys.stderr
-        )
-        pipe.fit(X_train, y_train)
-        fit_seconds = time.perf_counter() - started
-
+    with profilers[0], profilers[1], _epoch_times() as epochs:
+        fit = _timed_fit(pipe, X_train, y_train)
         shutil.rmtree(predictions_path, ignore_errors=True)
         started = time.perf_counter()
         print("predict   every row, zarr to zarr", file=sys.stderr)
         with ProgressBar(out=sys.stderr):
             pipe.predict(X).to_zarr(str(predictions_path))
-        predict_seconds = time.perf_counter() - started
+        predict = (started, time.perf_counter())
+    fit_seconds, predict_seconds = fit[1] - fit[0], predict[1] - predict[0]
 
     predicted = da.from_zarr(str(predictions_path))[n_train:].compute()
     accuracy = float(np.mean(predicted == y[n_train:].compute()))
+    phases, main = _phases(pipe, fit, epochs.spans, predict)
+    title = (
+        f"python -m incremental.demo: {rows:,} rows, fit {fit_seconds:.1f} s, "
+        f"predict {predict_seconds:.1f} s"
+    )
     return {
         "rows": rows,
         "n_train": n_train,
@@ -361,7 +450,7 @@ def run_demo(
         "predict_seconds": predict_seconds,
         "accuracy": accuracy,
         "peak_rss_bytes": _peak_rss_bytes(),
-        "profile": _save_profile([profiler, resources], out / PROFILE_NAME),
+        "profile": _save_profile(profilers, phases, main, title, out),
         "predictions": str(predictions_path),
     }
 
@@ -389,7 +478,8 @@ def _report(result: dict[str, Any]) -> str:
             "unknown" if peak is None else f"{peak / 2**20:,.0f} MiB",
             "peak RSS of this process",
         ),
-        ("profile", result["profile"], ""),
+        ("profile", result["profile"]["html"], "open in a browser"),
+        ("picture", result["profile"]["png"], "the same, as an image"),
     ]
     return "\n".join(f"{a:<13} {b:>9}  {c}".rstrip() for a, b, c in rows)
 

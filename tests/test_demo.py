@@ -6,6 +6,7 @@ import re
 import shutil
 from collections import namedtuple
 
+import matplotlib.image
 import numpy as np
 import pytest
 import zarr
@@ -30,8 +31,17 @@ def test_demo_prints_figures_and_writes_picture_and_predictions(tmp_path, capsys
     assert float(_figure(out, "predict time")) >= 0
     assert 0.7 < float(_figure(out, "accuracy")) <= 1.0
     assert float(_figure(out, "peak memory").replace(",", "")) > 0
-    assert (tmp_path / "profile.html").stat().st_size > 0
     assert _figure(out, "profile") == str(tmp_path / "profile.html")
+    assert _figure(out, "picture") == str(tmp_path / "profile.png")
+
+    html = (tmp_path / "profile.html").read_text()
+    assert "<script src=" not in html and "cdn.bokeh.org" not in html
+    assert "Bokeh.embed" in html  # BokehJS is inline: it opens offline
+    for phase in ["StandardScaler pass", "SGDClassifier pass", "predict"]:
+        assert phase in html
+    png = tmp_path / "profile.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(str(png)).std() > 0.05  # not blank
 
     predictions = zarr.open_array(tmp_path / "predictions.zarr", mode="r")[:]
     assert predictions.shape == (20_000,)

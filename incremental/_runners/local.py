@@ -15,6 +15,7 @@ from typing import Any
 
 import dask
 
+from .. import _dask_compat
 from .._blocks import check_block_rows, configured_get, num_rows
 from .._checkpoint import Checkpoint
 from .._stream import BlockComputeError, BlockStream
@@ -47,6 +48,8 @@ class LocalRunner:
         # its group itself: the readers are the parallelism, and a thread
         # pool per reader would only add hand-offs.
         get = self.get or configured_get() or dask.local.get_sync
+        # Readers call it at once from several threads: see with_callbacks_given.
+        get = _dask_compat.with_callbacks_given(get)
         stream = BlockStream(
             partial(job.assemble, get=get),
             range(len(job.batches)),

@@ -16,6 +16,7 @@ from typing import Any
 import dask
 from sklearn.base import clone
 
+from .. import _dask_compat
 from .._blocks import configured_get, num_rows
 from .._merge import FixedTree, Merge, Part, is_fitted, leaf
 from .._stream import BlockComputeError, BlockStream
@@ -62,6 +63,8 @@ class MergeRunner:
 
     def run(self, model: Any, job: EpochJob, report: Report) -> None:
         get = self.get or configured_get() or dask.local.get_sync
+        # Readers call it at once from several threads: see with_callbacks_given.
+        get = _dask_compat.with_callbacks_given(get)
         start = Part(model, None) if is_fitted(model) else None
         stream = BlockStream(
             partial(_leaves, job, clone(model), self.merge, get),

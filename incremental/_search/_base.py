@@ -36,6 +36,7 @@ from .._blocks import (
 )
 from .._cache import CACHE, resolve_budget
 from .._classes import find_classes
+from .._conventions import current_config, run_in_config
 
 # Incremental's checks, so both give the same messages.
 from .._incremental import _check_cache, _check_target
@@ -239,14 +240,18 @@ class BaseSearch(ParallelPostFit):
         source = BatchSource(
             data.blocks,
             data.order,
-            configured or dask.local.get_sync,
+            # Readers call it from several threads at once: see with_callbacks_given.
+            _dask_compat.with_callbacks_given(configured or dask.local.get_sync),
             prefetch,
             group,
             limit,
             readers=readers_for(prefetch, group, cores()),
         )
         threads = search_threads(configured)
-        fitter = Fitter(partial(partial_fit_batch, constant=data.constant), threads)
+        # partial_fit runs in the fitter's threads, in this thread's
+        # scikit-learn configuration.
+        fit = partial(partial_fit_batch, constant=data.constant)
+        fitter = Fitter(partial(run_in_config, current_config(), fit), threads)
         validation = Validation(
             metric,
             data.validation,
