@@ -45,7 +45,9 @@ class Row:
     """One line of the results table.
 
     ``ours``, ``plain`` and ``dask_ml`` are in ``unit`` ("s", "MB" or "" for
-    a score); None where a column does not apply or was not run.
+    a score); None where a column does not apply or was not run. ``limit``
+    is the least time any library could take: total CPU seconds / cores or
+    the serial chain of ``partial_fit`` calls, whichever is larger.
     """
 
     case: str
@@ -56,6 +58,7 @@ class Row:
     dask_ml: float | None = None
     unit: str = "s"
     check: str = ""
+    limit: float | None = None
 
 
 # -- timing ------------------------------------------------------------------
@@ -128,10 +131,20 @@ def with_peak_rss(result: dict) -> dict:
 
 
 # -- data --------------------------------------------------------------------
-def zarr_dataset(settings: Settings, rows: int, chunk_rows: int) -> Path:
-    """Folder of the demo's dataset with these rows and chunks, made if needed."""
-    folder = settings.data_dir / f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}"
-    write_dataset(folder, rows, chunk_rows=chunk_rows, seed=settings.seed)
+def zarr_dataset(
+    settings: Settings, rows: int, chunk_rows: int, compressed: bool = False
+) -> Path:
+    """Folder of the demo's dataset with these rows and chunks, made if needed.
+
+    ``compressed``: X stored with zarr's default codec (zstd), else raw.
+    """
+    codec = "-zstd" if compressed else ""
+    folder = (
+        settings.data_dir / f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}{codec}"
+    )
+    write_dataset(
+        folder, rows, chunk_rows=chunk_rows, seed=settings.seed, compressed=compressed
+    )
     return folder
 
 
@@ -294,3 +307,24 @@ def fmt_rows(n: int) -> str:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+# -- limits --------------------------------------------------------------------
+def cpu_timed(func: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds of this process (all its threads) and result."""
+    gc.collect()
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = func()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def limit_seconds(cpu_seconds: float, serial_seconds: float) -> float:
+    """The least time the work can take here: all the CPU it needs spread
+    over every core, or the chain of calls that must follow one another."""
+    return max(cpu_seconds / cores(), serial_seconds)
+
+
+def cores() -> int:
+    from dask.system import CPU_COUNT
+
+    return int(CPU_COUNT)

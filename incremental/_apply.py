@@ -4,9 +4,11 @@ One function serves every post-fit method (``predict``, ``predict_proba``,
 ``transform``, ...): dask array in gives a lazy dask array out through
 ``map_blocks``; dask DataFrame in gives a lazy dask array through
 ``map_partitions`` (one block per partition the frame reports, whatever
-dask's optimiser would read); anything else gives the estimator's own
-result. The output's type, dtype and width are learned by calling the method
-on one row.
+dask's optimiser would read; a lazy dask DataFrame where the estimator
+returns pandas, as after ``set_output(transform="pandas")``); anything else
+gives the estimator's own result. The output's type, dtype and width are
+learned by calling the method on one row. scikit-learn's configuration where
+the graph is built is the one each block runs in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._blocks import is_dask_array, is_dask_frame, num_rows, whole_rows
+from ._conventions import current_config, run_in_config
 from ._dask_compat import reported_partitions
 
 POSTFIT_METHODS = (
@@ -32,16 +35,21 @@ POSTFIT_METHODS = (
 )
 
 
-def _apply_block(block, estimator, *, method, empty, kwargs, item=None):
-    """``estimator.method(block)`` (its ``item``-th output if it returns a list).
+def _apply_block(
+    block, estimator, *, method, empty, kwargs, config, item=None, as_array=False
+):
+    """``estimator.method(block)`` (its ``item``-th output if it returns a list,
+    as a NumPy array with ``as_array``), under scikit-learn's ``config``.
 
     An empty block gives ``empty``: scikit-learn rejects zero-row inputs, but
     dask collections routinely have empty partitions.
     """
     if num_rows(block) == 0:
         return empty
-    result = getattr(estimator, method)(block, **kwargs)
-    return result if item is None else result[item]
+    result = run_in_config(config, getattr(estimator, method), block, **kwargs)
+    if item is not None:
+        result = result[item]
+    return np.asarray(result) if as_array else result
 
 
 def _sample_rows(X: Any) -> Any:
@@ -53,6 +61,8 @@ def _sample_rows(X: Any) -> Any:
         return type(X._meta)(shape, dtype=X.dtype)
     if X.dtype.kind in "OSU":
         return np.full(shape, "", dtype=X.dtype)
+    if hasattr(type(X._meta), "__array_function__"):  # CuPy and other NumPy-likes
+        return np.zeros(shape, dtype=X.dtype, like=X._meta)
     return np.zeros(shape, dtype=X.dtype)
 
 
@@ -75,6 +85,10 @@ def _probe(estimator: Any, method: str, X: Any, kwargs: dict) -> Any:
             return func(first, **kwargs)
 
 
+def _is_frame(result: Any) -> bool:
+    return hasattr(result, "columns") and hasattr(result, "iloc")
+
+
 def _empty_like(result: Any) -> Any:
     if isinstance(result, list):
         return [_empty_like(r) for r in result]
@@ -85,8 +99,7 @@ def _empty_like(result: Any) -> Any:
 
 def _array_options(X: Any, result: Any, meta: Any) -> dict[str, Any]:
     """``map_blocks`` keywords giving the output's chunks, dtype and meta."""
-    if meta is None:
-        meta = _empty_like(result)
+    meta = _empty_like(result if meta is None else meta)
     options: dict[str, Any] = {"dtype": meta.dtype, "meta": meta}
     if result.ndim == 1 and X.ndim == 2:
         options["drop_axis"] = 1
@@ -115,8 +128,8 @@ def apply_blockwise(estimator: Any, method: str, X: Any, meta: Any = None, **kwa
     Returns
     -------
     A lazy dask array for dask input (a list of them where the method returns
-    a list, as multi-output ``predict_proba`` does); the estimator's own result
-    otherwise.
+    a list, as multi-output ``predict_proba`` does; a dask DataFrame where it
+    returns pandas); the estimator's own result otherwise.
 
     Examples
     --------
@@ -132,38 +145,57 @@ def apply_blockwise(estimator: Any, method: str, X: Any, meta: Any = None, **kwa
     """
     if not (is_dask_array(X) or is_dask_frame(X)):
         return getattr(estimator, method)(X, **kwargs)
-    # The fitted estimator enters the graph once, as one key all tasks share.
-    estimator_key = dask.delayed(estimator, pure=False)
     if is_dask_array(X):
         X = whole_rows(X)
+    common = {
+        # The fitted estimator enters the graph once, as one key all tasks share.
+        "estimator": dask.delayed(estimator, pure=False),
+        "method": method,
+        "kwargs": kwargs,
+        "config": current_config(),
+    }
+    if is_dask_frame(X) and meta is not None:
+        return _lazy_output(X, meta, meta, **common)  # map_partitions needs no width
     result = _probe(estimator, method, X, kwargs)
-    items = list(enumerate(result)) if isinstance(result, list) else [(None, result)]
-    outputs = []
-    for item, one in items:
-        one_meta = meta if item is None else None
-        common = {"method": method, "kwargs": kwargs, "item": item}
-        if is_dask_frame(X):
-            one_meta = _empty_like(one) if one_meta is None else one_meta
-            # dask makes (and optimises) the output array here: with its
-            # partition tuning on, the array of a parquet frame's columns
-            # could have fewer blocks than X has partitions, and no longer
-            # line up with a y taken from the same frame.
-            with reported_partitions():
-                out = X.map_partitions(
-                    _apply_block,
-                    estimator_key,
-                    empty=one_meta,
-                    meta=one_meta,
-                    enforce_metadata=False,
-                    **common,
-                )
-        else:
-            out = X.map_blocks(
+    if isinstance(result, list):
+        return [
+            _lazy_output(X, one, None, item=i, **common) for i, one in enumerate(result)
+        ]
+    return _lazy_output(X, result, meta, **common)
+
+
+def _lazy_output(X: Any, result: Any, meta: Any, *, estimator: Any, **common) -> Any:
+    """The lazy collection of one output shaped like ``result`` (one row's)."""
+    if is_dask_frame(X):
+        meta = _empty_like(result if meta is None else meta)
+        # An array output is made (and optimised) here: with dask's partition
+        # tuning on, the output of a parquet frame's columns could have fewer
+        # blocks than X has partitions, and no longer line up with a y taken
+        # from the same frame.
+        with reported_partitions():
+            return X.map_partitions(
                 _apply_block,
-                estimator_key,
-                empty=_empty_like(one),
+                estimator,
+                empty=meta,
+                meta=meta,
+                enforce_metadata=False,
                 **common,
-                **_array_options(X, one, one_meta),
             )
-        outputs.append(out)
-    return outputs if isinstance(result, list) else outputs[0]
+    if _is_frame(result):
+        # set_output(transform="pandas") on array input: scikit-learn gives a
+        # DataFrame indexed 0..n-1, which is what a dask DataFrame made from
+        # the array of the blocks' values has.
+        import dask.dataframe as dd
+
+        values = np.asarray(result)
+        array = _lazy_output(
+            X, values, None, estimator=estimator, as_array=True, **common
+        )
+        return dd.from_dask_array(array, columns=list(result.columns))
+    return X.map_blocks(
+        _apply_block,
+        estimator,
+        empty=_empty_like(result),
+        **common,
+        **_array_options(X, result, meta),
+    )

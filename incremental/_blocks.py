@@ -35,6 +35,7 @@ from dask.base import is_dask_collection
 from dask.core import get_dependencies
 
 from . import _dask_compat
+from ._cache import CACHE, FitCache, FitScope
 
 
 class _Key(NamedTuple):
@@ -187,9 +188,22 @@ def describe_type(value: Any) -> str:
     return type(value).__module__.split(".")[0] + "." + type(value).__name__
 
 
+def cores() -> int:
+    """Cores dask may use here (its ``num_workers`` setting, else the CPUs
+    this process may run on)."""
+    from dask.system import CPU_COUNT
+
+    return int(dask.config.get("num_workers", None) or CPU_COUNT)
+
+
+def configured_get() -> Callable | None:
+    """The scheduler ``get`` the user configured dask with, if any."""
+    return dask.base.get_scheduler()
+
+
 def default_get() -> Callable:
     """The scheduler ``get`` dask is configured with, else the threaded one."""
-    return dask.base.get_scheduler() or dask.threaded.get
+    return configured_get() or dask.threaded.get
 
 
 @dataclass
@@ -206,6 +220,7 @@ class Blocks:
     graph: dict
     offsets: tuple[int, ...] | None = None
     nbytes: float = math.nan
+    cache: FitCache | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -267,10 +282,24 @@ class Blocks:
         """
         keys = self.keys(indices)
         values: dict = {}
-        if keys:
+        if self.cache is not None:
+            for key in keys:
+                kept = self.cache.lookup(key)
+                if kept is not None:
+                    values[key] = kept
+        missing = [key for key in keys if key not in values]
+        if missing:
             get = get or default_get()
-            values = dict(zip(keys, get(self.graph_for(keys), keys)))
+            computed = dict(zip(missing, get(self.graph_for(missing), missing)))
+            if self.cache is not None:
+                self.cache.store(computed)
+            values.update(computed)
         return self.fill(indices, values)
+
+    def close(self) -> None:
+        """The fit using these blocks ended: what it kept may now make room."""
+        if self.cache is not None:
+            self.cache.close()
 
     def map_blocks(
         self,
@@ -432,12 +461,19 @@ def check_input(value: Any, name: str = "X") -> None:
         ) from None
 
 
-def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
+def make_blocks(
+    X: Any, y: Any = None, *, cache_budget: int = 0, **per_sample: Any
+) -> Blocks:
     """Align ``X``, ``y`` and per-sample parameters into row blocks.
 
     ``X`` chunked along columns is rechunked to whole rows; ``y`` and the
     per-sample parameters are cut along ``X``'s row blocks whatever their own
     chunking. In-memory ``X`` is one block.
+
+    With ``cache_budget`` bytes, computed blocks are kept in the process's
+    block cache (``_cache``) for the later epochs, the next pipeline stage
+    and repeated fits, and blocks it holds are not computed again; call
+    ``Blocks.close()`` when the fit ends.
 
     Examples
     --------
@@ -472,7 +508,13 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
         else:
             in_memory[name] = _split_in_memory(name, value, X)
 
-    graph, keys_per_collection = _optimized_graph(list(lazy.values()))
+    cache = None
+    if cache_budget > 0:
+        graph, keys_per_collection, cache = _cached_graph(
+            list(lazy.values()), cache_budget
+        )
+    else:
+        graph, keys_per_collection = _optimized_graph(list(lazy.values()))
     keys = dict(zip(lazy, keys_per_collection))
     _check_graph(graph, keys, n_blocks, inputs)
 
@@ -490,7 +532,75 @@ def make_blocks(X: Any, y: Any = None, **per_sample: Any) -> Blocks:
         if chunks
         else None
     )
-    return Blocks(tuple(inputs), parts, graph, offsets, _nbytes(X))
+    return Blocks(tuple(inputs), parts, graph, offsets, _nbytes(X), cache)
+
+
+def _source_scopes(collections: list[Any]) -> Callable[[Hashable], tuple | None]:
+    """For a graph key, the source layers its value depends on (the root
+    layers of the collections' HighLevelGraphs), or None when unknown."""
+    layers: dict = {}
+    dependencies: dict = {}
+    for collection in collections:
+        if not is_dask_array(collection):
+            continue  # a DataFrame's graph is built anew (and costly) on demand
+        graph = collection.__dask_graph__()
+        layers.update(getattr(graph, "layers", {}))
+        dependencies.update(getattr(graph, "dependencies", {}))
+    roots: dict[str, tuple] = {}
+
+    def roots_of(name: str) -> tuple:
+        if name not in roots:
+            seen, stack, found = set(), [name], []
+            while stack:
+                layer = stack.pop()
+                if layer in seen:
+                    continue
+                seen.add(layer)
+                below = dependencies.get(layer, ())
+                stack.extend(below)
+                if not below:
+                    found.append(layers[layer])
+            roots[name] = tuple(found)
+        return roots[name]
+
+    def scope(key: Hashable) -> tuple | None:
+        name = key[0] if isinstance(key, tuple) else key
+        return roots_of(name) if name in layers else None
+
+    return scope
+
+
+def _cached_graph(
+    collections: list[Any], budget: int
+) -> tuple[dict, list[list[Hashable]], FitCache]:
+    """The blocks' graph with the block cache's help, and the fit's view of it.
+
+    When the cache holds blocks the graph depends on (the next stage of a
+    pipeline reads its transform of the blocks the last stage read), they
+    are put into the unoptimised graph as data: optimising would fuse them
+    away. Otherwise the graph is built as without a cache.
+    """
+    scope_of = _source_scopes(collections)
+    raw, raw_keys = _dask_compat.lowered_graph(collections, optimize=False)
+    fit_only = (FitScope(),)  # blocks of unknown source: kept for this fit
+    scopes = {key: scope for key in raw if (scope := scope_of(key)) is not None}
+    cache = FitCache(CACHE, budget, scopes)
+    part_keys = {key for block_keys in raw_keys for key in block_keys}
+    held = {
+        key: value
+        for key in raw
+        if key not in part_keys
+        and (value := cache.lookup(key, count=False)) is not None
+    }
+    if held:
+        graph, keys = {**raw, **held}, raw_keys
+    else:
+        graph, keys = _optimized_graph(collections)
+    for block_keys in keys:
+        for key in block_keys:
+            cache.scopes.setdefault(key, fit_only)
+    cache.mark_needed()
+    return graph, keys, cache
 
 
 def _check_graph(

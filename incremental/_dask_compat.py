@@ -23,6 +23,10 @@ What is here, and what it buys:
   ``optimization.tune.active``, dask >= 2025.12), so that a DataFrame is
   computed in exactly the partitions its ``npartitions`` reports; the
   fallback (an older dask) leaves tuning on, and callers check the counts.
+- :func:`with_callbacks_given`: a local scheduler's ``get`` that is handed
+  the callbacks active now (``Callback.active``), so that calls from several
+  threads at once do not lose the user's ``Profiler``; the fallback is
+  ``get`` as it is.
 - :func:`current_client`: the dask.distributed ``Client`` that dask computes
   with now, from the public ``distributed.default_client``.
 """
@@ -30,7 +34,9 @@ What is here, and what it buys:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import threading
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
@@ -203,6 +209,86 @@ def suspended_progress_bars() -> Iterator[list[Any]]:
         yield [_owner(entry) for entry in entries]
     finally:
         Callback.active.update(entries)
+
+
+#: Modules of dask's local schedulers, whose ``get`` takes ``callbacks=``.
+_LOCAL_SCHEDULERS = frozenset({"dask.threaded", "dask.local", "dask.multiprocessing"})
+
+
+class _SharedCallbacks:
+    """dask callbacks shared by scheduler calls from several threads at once.
+
+    Calls that overlap look to the callbacks like one computation: each
+    call's start and tasks are passed on as they come, one at a time, and
+    ``finish`` once, when the last overlapping call ends. (dask's
+    ``Profiler`` collects and clears its records in ``finish``: called while
+    another call still runs, it drops that call's tasks mid-flight.)
+    """
+
+    def __init__(self, entries: Sequence[tuple]):
+        self.entries = tuple(entries)
+        self.lock = threading.Lock()
+        self.running = 0
+        self.failed = False
+
+    def _each(self, slot: int, *args: Any) -> None:
+        for entry in self.entries:
+            if entry[slot]:
+                entry[slot](*args)
+
+    def start(self, dsk) -> None:
+        with self.lock:
+            self.running += 1
+            self._each(0, dsk)
+
+    def start_state(self, dsk, state) -> None:
+        with self.lock:
+            self._each(1, dsk, state)
+
+    def pretask(self, key, dsk, state) -> None:
+        with self.lock:
+            self._each(2, key, dsk, state)
+
+    def posttask(self, key, result, dsk, state, worker_id) -> None:
+        with self.lock:
+            self._each(3, key, result, dsk, state, worker_id)
+
+    def finish(self, dsk, state, failed) -> None:
+        with self.lock:
+            self.running -= 1
+            self.failed = self.failed or failed
+            if self.running == 0:
+                self._each(4, dsk, state, self.failed)
+                self.failed = False
+
+    def entry(self) -> tuple:
+        return (self.start, self.start_state, self.pretask, self.posttask, self.finish)
+
+
+def with_callbacks_given(get: Any) -> Any:
+    """``get`` with the callbacks active now (a ``Profiler``, say) given to it.
+
+    Call it in the thread that starts a fit; the stream's readers then call
+    the result from several threads at once. dask's local schedulers take
+    the global ``Callback.active`` away for the length of a call and put it
+    back at the end: calls from two threads interleave that, one puts back
+    the set the other emptied, and the user's ``Profiler`` sees nothing more
+    for the rest of the session. Given its callbacks (shared, see
+    :class:`_SharedCallbacks`), a call leaves the global alone. The fallback
+    is ``get`` as it is.
+    """
+    if getattr(get, "__module__", None) not in _LOCAL_SCHEDULERS:
+        return get  # a Client's get, or the user's own
+    try:
+        if FORCE_FALLBACK:
+            raise _Fallback("Callback.active")
+        from dask.callbacks import Callback
+
+        active = tuple(Callback.active)
+    except (_Fallback, ImportError, AttributeError, TypeError):
+        return get
+    callbacks = (_SharedCallbacks(active).entry(),) if active else ()
+    return functools.partial(get, callbacks=callbacks)
 
 
 def _owner(entry: Any) -> Any:

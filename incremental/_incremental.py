@@ -19,27 +19,43 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state, get_tags
+from sklearn.utils.metadata_routing import UNUSED
+from sklearn.utils.metaestimators import available_if
 
+from . import _dask_compat
 from ._blocks import (
     Blocks,
     check_input,
     compute_row_chunks,
+    cores,
     make_blocks,
     rows_or_nan,
     whole_rows,
 )
+from ._cache import CACHE, resolve_budget
 from ._classes import find_classes
+from ._conventions import (
+    current_config,
+    is_frozen,
+    refuses_sample_weight,
+    run_in_config,
+    shows_sample_weight,
+)
+from ._merge import merge_for
 from ._plan import (
     FitPlan,
     classes_source,
     make_plan,
+    merge_batches,
     prefetch_and_group,
+    readers_for,
     split_fit_params,
 )
-from ._postfit import ParallelPostFit
+from ._postfit import ParallelPostFit, can_partial_fit
 from ._progress import Progress
 from ._quirks import quirks_of
 from ._runners import EpochJob, FitError, Runner, choose_runner, partial_fit_batch
+from ._scoring import check_scoring
 from ._validation import EarlyStopping, check_validation_data, validation_scorer
 
 logger = logging.getLogger("incremental")
@@ -75,9 +91,35 @@ def _check_int(name: str, value: Any, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+def _check_cache(cache: Any) -> None:
+    if cache == "auto" or cache is False or cache is None:
+        return
+    try:
+        budget = resolve_budget(cache, 0)
+    except (TypeError, ValueError):
+        budget = -1
+    if isinstance(cache, bool) or budget < 0:
+        raise ValueError(
+            "cache must be 'auto', False, or a number of bytes (an integer >= 0 "
+            f"or a string such as '4GB'), got {cache!r}"
+        )
+
+
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _first_batch_rows(batches: list, rows: tuple[int, ...] | None) -> int | None:
+    """Rows of the first batch that has any (runners skip empty ones); None
+    when the blocks' row counts are not known."""
+    if rows is None:
+        return None
+    for batch in batches:
+        n = sum(rows[b] if s is None else s.stop - s.start for b, s in batch)
+        if n:
+            return n
+    return None
 
 
 class Incremental(ParallelPostFit):
@@ -144,6 +186,29 @@ class Incremental(ParallelPostFit):
         record per epoch goes to ``logging.getLogger("incremental")`` at INFO
         whatever ``verbose`` says.
 
+    cache : "auto", False, int or str, default="auto"
+        Keep the blocks a fit computes in memory, up to this many bytes (an
+        integer, or a string such as ``"4GB"``), so that its later epochs,
+        the next stage of a pipeline (which reads a transform of these
+        blocks) and a repeated fit on the same data read no storage for what
+        is kept. "auto" allows half the memory available when the fit
+        starts; False keeps nothing. Data larger than the budget: the first
+        blocks are kept, the rest read again. Kept blocks are read-only and
+        go when the dask collection that made them is deleted, or with
+        ``incremental.clear_cache()``; they never change a result. Not used
+        on a dask.distributed cluster.
+
+    merge : "auto", True or False, default="auto"
+        For estimators whose fitted states can be merged (StandardScaler,
+        MinMaxScaler, MaxAbsScaler and the naive Bayes family; see
+        ``incremental.MERGEABLE`` and ``incremental.register_merge``): fit
+        each batch apart, on every core, and merge their states in a fixed
+        tree. The result is identical whatever the cores or scheduler, and
+        equal to the serial loop of ``partial_fit`` within floating-point
+        rounding (minima, maxima and integer counts bit for bit). "auto"
+        merges batches known to hold 2 MiB or more of X (a DataFrame's are
+        not known: pass True); False always runs the serial loop.
+
     Attributes
     ----------
     estimator_ : estimator
@@ -157,7 +222,10 @@ class Incremental(ParallelPostFit):
         Epochs run since the last ``fit``.
     history_ : list of dict
         One record per epoch: ``epoch``, ``n_batches``, ``n_samples``,
-        ``seconds`` and the validation ``score`` (None without early stopping).
+        ``seconds``, the validation ``score`` (None without early stopping)
+        and ``runner``, where ``partial_fit`` ran: ``"local"`` (in the calling
+        thread), ``"merge"`` (batches apart in the stream's reader threads,
+        their states merged in the calling thread) or ``"cluster"``.
     best_score_ : float
         With early stopping: the best validation score, whose model is kept.
 
@@ -167,6 +235,20 @@ class Incremental(ParallelPostFit):
         methods (``predict``, ``transform``, ``score``, ...) are this class's.
     NotStreamableError : raised when ``scoring`` cannot be reduced block by
         block where it must be (early stopping).
+
+    Notes
+    -----
+    An estimator fitted elsewhere predicts, transforms and scores through the
+    wrapper without ``fit``, as in :class:`ParallelPostFit`; ``fit`` and the
+    first ``partial_fit`` start from ``clone(estimator)``. A
+    ``FrozenEstimator`` is refused: its ``partial_fit`` would change the
+    frozen model (use ``ParallelPostFit(FrozenEstimator(model))``).
+
+    With ``sklearn.set_config(enable_metadata_routing=True)``, metadata such
+    as ``sample_weight`` reaches the estimator's ``partial_fit`` (cut into
+    X's blocks) when it asked for it there:
+    ``SGDClassifier().set_partial_fit_request(sample_weight=True)``, also for
+    ``Incremental.fit``. ``classes`` is the wrapper's own and never routed.
 
     Examples
     --------
@@ -191,6 +273,14 @@ class Incremental(ParallelPostFit):
     True
     """
 
+    _CALLS = {"fit": "partial_fit", "partial_fit": "partial_fit"}
+    # Options of the wrapper, not metadata for scikit-learn to route.
+    __metadata_request__fit = {"sample_weight": UNUSED, "validation_data": UNUSED}
+    __metadata_request__partial_fit = {
+        "sample_weight": UNUSED,
+        "validation_data": UNUSED,
+    }
+
     def __init__(
         self,
         estimator: Any = None,
@@ -210,6 +300,8 @@ class Incremental(ParallelPostFit):
         n_iter_no_change: int = 5,
         tol: float = 1e-4,
         verbose: int = 0,
+        cache: Any = "auto",
+        merge: bool | str = "auto",
     ):
         super().__init__(
             estimator,
@@ -229,9 +321,12 @@ class Incremental(ParallelPostFit):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.verbose = verbose
+        self.cache = cache
+        self.merge = merge
 
     # -- public ------------------------------------------------------------
-    def fit(self, X, y=None, *, validation_data=None, **fit_params):
+    @shows_sample_weight("partial_fit")
+    def fit(self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params):
         """Fit a clone of ``estimator`` with one ``partial_fit`` per block of X.
 
         Parameters
@@ -239,29 +334,44 @@ class Incremental(ParallelPostFit):
         X : dask array or DataFrame, or an in-memory array-like (one block)
         y : array-like, dask array or Series, optional
             Cut into X's row blocks whatever its own chunking.
+        sample_weight : array-like, dask array or Series, optional
+            Cut into X's row blocks and passed to each ``partial_fit``; only
+            in the signature when the estimator's ``partial_fit`` takes it.
         validation_data : tuple (X_val, y_val), optional
             With ``early_stopping=True``: score on these after each epoch
             instead of holding out ``validation_fraction`` of the blocks.
         **fit_params
-            Passed to every ``partial_fit`` call. Those with one entry per row
-            (``sample_weight``, dask collections) are cut into X's row blocks;
+            Passed to every ``partial_fit`` call (with metadata routing on,
+            what the estimator's ``partial_fit`` requested). Those with one
+            entry per row (dask collections) are cut into X's row blocks;
             ``classes`` is found from y when needed and not given.
 
         Returns
         -------
         self
         """
-        self._check_params(X, y)
+        fit_params = self._fit_params("fit", sample_weight, fit_params)
+        self._check_params("fit", X, y, fit_params)
         self._start()
         return self._fit(X, y, fit_params, validation_data)
 
-    def partial_fit(self, X, y=None, *, validation_data=None, **fit_params):
+    @shows_sample_weight("partial_fit")
+    @available_if(can_partial_fit)
+    def partial_fit(
+        self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params
+    ):
         """Continue fitting ``estimator_`` on the blocks of X (see ``fit``).
 
         Each call runs ``max_epochs`` epochs (one by default) and adds them to
-        ``history_``.
+        ``history_``. The first call starts from a clone of ``estimator``.
+        Exists exactly when the wrapped estimator has ``partial_fit``.
+
+        Returns
+        -------
+        self
         """
-        self._check_params(X, y)
+        fit_params = self._fit_params("partial_fit", sample_weight, fit_params)
+        self._check_params("partial_fit", X, y, fit_params)
         if "estimator_" not in self.__dict__:
             self._start()
         return self._fit(X, y, fit_params, validation_data)
@@ -281,15 +391,12 @@ class Incremental(ParallelPostFit):
         return tags
 
     # -- checks ------------------------------------------------------------
-    def _check_params(self, X: Any, y: Any) -> None:
+    def _check_params(
+        self, method: str, X: Any, y: Any, fit_params: dict[str, Any]
+    ) -> None:
         """Check every parameter, and X and y as far as it costs nothing."""
-        self._check_estimator()
-        if not hasattr(self.estimator, "partial_fit"):
-            raise TypeError(
-                f"{type(self.estimator).__name__} has no partial_fit method, so it "
-                "cannot learn block by block; use an estimator with partial_fit, "
-                "or ParallelPostFit to fit in memory and predict in parallel"
-            )
+        self._check_estimator_fits_blockwise(method, fit_params)
+        check_scoring(self.scoring)
         _check_bool("shuffle_blocks", self.shuffle_blocks)
         _check_bool("early_stopping", self.early_stopping)
         check_random_state(self.random_state)
@@ -318,10 +425,59 @@ class Incremental(ParallelPostFit):
             raise ValueError(
                 f"prefetch must be 'auto' or an integer >= 1, got {prefetch!r}"
             )
+        _check_cache(self.cache)
+        if self.merge not in ("auto", True, False):
+            raise ValueError(f"merge must be 'auto', True or False, got {self.merge!r}")
         check_input(X)
         if y is not None:
             check_input(y, "y")
         _check_target(self.estimator, y)
+
+    def _check_estimator_fits_blockwise(
+        self, method: str, fit_params: dict[str, Any]
+    ) -> None:
+        self._check_estimator()
+        name = type(self.estimator).__name__
+        if not hasattr(self.estimator, "partial_fit"):
+            raise TypeError(
+                f"{name} has no partial_fit method, so it "
+                "cannot learn block by block; use an estimator with partial_fit, "
+                "or ParallelPostFit to fit in memory and predict in parallel"
+            )
+        self._refuse_frozen(method)
+        if "sample_weight" in fit_params and refuses_sample_weight(
+            self.estimator, "partial_fit"
+        ):
+            raise TypeError(f"{name}.partial_fit does not take sample_weight")
+
+    def _refuse_frozen(self, method: str) -> None:
+        """Raise if ``method`` would change a frozen estimator (which clone()
+        gives back as it is) by calling its ``partial_fit``."""
+        if is_frozen(self.estimator):
+            name = type(self.estimator).__name__
+            raise TypeError(
+                f"{type(self).__name__}.{method} would change the {name}'s model: "
+                f"it calls partial_fit, and clone() gives a {name} back as it is. "
+                f"To predict, transform or score with it, use "
+                f"ParallelPostFit({name}(model)), or ParallelPostFit(model) "
+                "without fit; to train a copy, use Incremental(model)"
+            )
+
+    def _check_first_batch(self, batches: list, rows: tuple[int, ...] | None):
+        """Refuse, before reading any block, a first batch smaller than the
+        estimator's first ``partial_fit`` accepts (``_quirks``)."""
+        param = quirks_of(self.estimator).first_batch_rows
+        if param is None or self.n_blocks_seen_:
+            return
+        needed = self.estimator.get_params().get(param)
+        n = _first_batch_rows(batches, rows)
+        if isinstance(needed, numbers.Integral) and n is not None and n < needed:
+            raise ValueError(
+                f"{type(self.estimator).__name__}'s first partial_fit needs at "
+                f"least {param}={needed} rows, but the first batch has {n} "
+                f"sample{'' if n == 1 else 's'}; use larger blocks, "
+                f"batch_size >= {needed}, or a smaller {param}"
+            )
 
     # -- the fit -------------------------------------------------------------
     def _fit(self, X, y, fit_params: dict[str, Any], validation_data=None):
@@ -333,20 +489,42 @@ class Incremental(ParallelPostFit):
                 )
             validation_data = check_validation_data(validation_data, X)
         self._add_classes(constant, y)
-        blocks = make_blocks(X, y, **per_sample)
+        on_cluster = _dask_compat.current_client() is not None
+        budget = 0 if on_cluster else self._cache_budget()
+        blocks = make_blocks(X, y, cache_budget=budget, **per_sample)
+        try:
+            return self._fit_blocks(blocks, X, constant, validation_data)
+        finally:
+            blocks.close()
+
+    def _fit_blocks(self, blocks, X, constant, validation_data):
+        """Plan the fit of ``blocks`` and run it, epoch by epoch."""
         plan = self._plan(blocks, X, held_out=validation_data is None)
+        self._check_first_batch(plan.batches(0), plan.rows or blocks.row_counts())
+        prefetch, group, batch_bytes = self._prefetch_and_group(blocks, plan)
+        merge = merge_for(self.estimator_)
+        use_merge = merge_batches(self.merge, merge is not None, batch_bytes)
+        runner = choose_runner(merge if use_merge else None)
         check_score, stopping = None, None
         if self.early_stopping:
             check_score = validation_scorer(
                 self.estimator, self.scoring, blocks, plan.held_out, validation_data
             )
             stopping = EarlyStopping(self.n_iter_no_change, self.tol)
-        prefetch, group = self._prefetch_and_group(blocks, plan)
-        fit = partial(partial_fit_batch, constant=constant)
-        runner = choose_runner()
+        readers = readers_for(prefetch, group, cores())
+        # partial_fit may run in another thread (a reader thread when merging,
+        # a cluster's worker): it runs in the scikit-learn configuration of
+        # this one.
+        fit = partial(
+            run_in_config,
+            current_config(),
+            partial(partial_fit_batch, constant=constant),
+        )
         with Progress(self.verbose, self.max_epochs) as progress:
             for epoch in range(plan.n_epochs):
-                job = EpochJob(blocks, plan.batches(epoch), fit, prefetch, group, epoch)
+                job = EpochJob(
+                    blocks, plan.batches(epoch), fit, prefetch, group, epoch, readers
+                )
                 record = self._run_epoch(runner, job, progress)
                 record["score"] = (
                     None if check_score is None else check_score(self.estimator_)
@@ -359,6 +537,9 @@ class Incremental(ParallelPostFit):
         if stopping is not None and stopping.best_model is not None:
             self.estimator_ = stopping.best_model  # the best validation score's
         return self
+
+    def _cache_budget(self) -> int:
+        return resolve_budget(self.cache, CACHE.held)
 
     def _add_classes(self, constant: dict[str, Any], y: Any) -> None:
         """Put ``classes`` among the constant fit parameters when it is needed."""
@@ -387,13 +568,22 @@ class Incremental(ParallelPostFit):
             batch_size=self.batch_size,
         )
 
-    def _prefetch_and_group(self, blocks: Blocks, plan: FitPlan) -> tuple[int, int]:
+    def _prefetch_and_group(
+        self, blocks: Blocks, plan: FitPlan
+    ) -> tuple[int, int, float]:
+        """Blocks computed ahead, blocks per scheduler call, and the bytes of
+        X in a batch (NaN when unknown)."""
         batch_bytes = None
         if self.batch_size is not None and plan.rows:
             total_rows = sum(plan.rows)
             if total_rows:
                 batch_bytes = blocks.nbytes / total_rows * self.batch_size
-        return prefetch_and_group(self.prefetch, blocks.block_bytes, batch_bytes)
+        prefetch, group = prefetch_and_group(
+            self.prefetch, blocks.block_bytes, batch_bytes
+        )
+        if batch_bytes is None:
+            batch_bytes = blocks.block_bytes
+        return prefetch, group, batch_bytes
 
     def _run_epoch(self, runner: Runner, job: EpochJob, progress: Progress) -> dict:
         """One pass of ``partial_fit`` over ``job.batches``; its history record."""
@@ -433,6 +623,7 @@ class Incremental(ParallelPostFit):
             "n_batches": len(job.batches),
             "n_samples": n_samples,
             "seconds": time.perf_counter() - started,
+            "runner": type(runner).__name__.removesuffix("Runner").lower(),
         }
 
     def _stop_early(self, stopping: EarlyStopping, record: dict) -> bool:
@@ -459,6 +650,12 @@ class Incremental(ParallelPostFit):
                 f"incremental: {_ACTIONS[failure.phase]} "
                 f"{job.describe(failure.position)} in epoch {job.epoch + 1} of at "
                 f"most {self.max_epochs}"
+            )
+        if "read-only" in str(error) and self._cache_budget() > 0:
+            error.add_note(
+                "incremental: blocks kept in memory for later reads are read-only, "
+                "so that no partial_fit can change them; this estimator writes "
+                "into its input: fit with cache=False"
             )
         if failure.consistent:
             error.add_note(

@@ -357,3 +357,40 @@ def prefetch_and_group(
         ahead = 4
     half = max(1, ahead // 2)
     return ahead, blocks_within(GROUP_BYTES, block_bytes, 1, half)
+
+
+def readers_for(prefetch: int, group: int, cores: int) -> int:
+    """Reader threads: as many groups computed at once as there are cores,
+    within the prefetch budget.
+
+    While ``partial_fit`` holds one core, readers use the others; when it
+    waits for a block, every core reads. The operating system shares the
+    cores among them.
+
+    >>> readers_for(prefetch=6, group=1, cores=2), readers_for(64, 32, 8)
+    (2, 2)
+    """
+    return max(1, min(cores, prefetch // max(group, 1)))
+
+
+#: With merge="auto", batches smaller than this are fitted in one chain:
+#: fitting a fresh copy and merging costs a fixed time per batch.
+MERGE_MIN_BYTES = 2 * 2**20
+
+
+def merge_batches(merge: bool | str, mergeable: bool, batch_bytes: float) -> bool:
+    """Whether to fit batches apart and merge their states.
+
+    "auto" merges batches known to be large enough; a DataFrame's batch
+    size is not known, so it keeps the serial loop (``merge=True`` asks).
+
+    >>> merge_batches("auto", True, 80e6), merge_batches("auto", True, 32e3)
+    (True, False)
+    >>> merge_batches(True, True, 32e3), merge_batches("auto", True, float("nan"))
+    (True, False)
+    """
+    if merge is False or not mergeable:
+        return False
+    if merge is True:
+        return True
+    return math.isfinite(batch_bytes) and batch_bytes >= MERGE_MIN_BYTES

@@ -1,7 +1,8 @@
 """What a long fit shows while it runs: progress bars and log records.
 
 :class:`Progress` shows a tqdm bar per epoch (with ``verbose``), logs one
-record per epoch to ``logging.getLogger("incremental")`` at INFO, and drives
+record per epoch to ``logging.getLogger("incremental")`` at INFO (the
+history record as the log record's ``incremental_epoch`` attribute), and drives
 the user's active dask ``ProgressBar``\\ s as one bar per epoch.
 
 Why the dask bars are driven by hand: a fit computes its blocks in many
@@ -168,7 +169,8 @@ class Progress(contextlib.AbstractContextManager):
             f"{record['n_samples']:,} rows in {record['seconds']:.2f} s "
             f"({rate:,.0f} rows/s){score}"
         )
-        logger.info(text)
+        # The record itself travels too, for handlers that want the figures.
+        logger.info(text, extra={"incremental_epoch": record})
         if self.bar is not None:
             self.bar.set_postfix_str(text.split(": ", 1)[1], refresh=True)
             self.bar.close()

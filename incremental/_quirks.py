@@ -35,11 +35,16 @@ class Quirks:
         How the estimator's own ``score`` adds up over blocks, when it is
         neither accuracy (classifiers) nor R^2 (regressors):
         ``"mean_score_samples"`` or ``"sum_of_block_scores"``.
+    first_batch_rows : str or None
+        The parameter whose value is the fewest rows the first ``partial_fit``
+        call accepts (``"n_components"``), so that a too small first block is
+        refused before any block is read.
     """
 
     classes_per_output: bool = False
     sparse_partial_fit: bool | None = None
     score: str | None = None
+    first_batch_rows: str | None = None
 
 
 NO_QUIRKS = Quirks()
@@ -47,8 +52,12 @@ NO_QUIRKS = Quirks()
 #: Class (module, name) -> its quirks. Subclasses inherit them.
 QUIRKS: dict[tuple[str, str], Quirks] = {
     ("sklearn.multioutput", "MultiOutputClassifier"): Quirks(classes_per_output=True),
-    # Its fit densifies sparse X batch by batch; its partial_fit refuses it.
-    ("sklearn.decomposition", "IncrementalPCA"): Quirks(sparse_partial_fit=False),
+    # Its fit densifies sparse X batch by batch; its partial_fit refuses it. Its
+    # first partial_fit needs n_components rows, and says so without the words
+    # scikit-learn's one-sample check looks for.
+    ("sklearn.decomposition", "IncrementalPCA"): Quirks(
+        sparse_partial_fit=False, first_batch_rows="n_components"
+    ),
     # score(X) is mean(score_samples(X)).
     ("sklearn.decomposition", "PCA"): Quirks(score="mean_score_samples"),
     # score(X) is -inertia, a sum over samples.
@@ -86,14 +95,16 @@ def quirks_of(estimator: Any) -> Quirks:
     return NO_QUIRKS
 
 
-def _accepts(method: Any, name: str) -> bool:
+def accepts(method: Any, name: str) -> bool:
+    """Whether ``method`` names parameter ``name`` in its signature."""
     try:
         return name in inspect.signature(method).parameters
     except (TypeError, ValueError):  # builtins without a signature
         return False
 
 
-def _forwards_keywords(method: Any) -> bool:
+def forwards_keywords(method: Any) -> bool:
+    """Whether ``method`` takes ``**kwargs`` (and may hand them on)."""
     try:
         parameters = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
@@ -111,11 +122,11 @@ def takes_classes(model: Any) -> bool:
     >>> takes_classes(SGDClassifier()), takes_classes(SGDRegressor())
     (True, False)
     """
-    if _accepts(model.partial_fit, "classes"):
+    if accepts(model.partial_fit, "classes"):
         return True
     inner = getattr(model, "estimator", None)
     return (
-        _forwards_keywords(model.partial_fit)
+        forwards_keywords(model.partial_fit)
         and hasattr(inner, "partial_fit")
         and takes_classes(inner)
     )

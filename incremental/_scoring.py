@@ -11,23 +11,33 @@ sees the estimator through a view whose methods run block by block
 (``_apply.apply_blockwise``), not through the wrapper classes.
 
 A metric that cannot be reduced block by block, where one is required,
-raises :class:`NotStreamableError`.
+raises :class:`NotStreamableError`. :func:`check_scoring` refuses, before
+any fit, a ``scoring`` that ``score`` could not use (an unknown name, or a
+metric function where a scorer is wanted).
+
+``score(..., compute=False)`` builds the same per-block tasks and one final
+reduction as a lazy 0-d dask array, computed whenever the caller likes.
 """
 
 from __future__ import annotations
 
+import inspect
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
 
+import dask.array as da
 import numpy as np
 from dask.base import is_dask_collection
+from dask.delayed import Delayed
 from sklearn.base import is_classifier, is_regressor
-from sklearn.metrics import get_scorer, log_loss
+from sklearn.metrics import get_scorer, get_scorer_names, log_loss
 
 from ._apply import apply_blockwise
-from ._blocks import Blocks, make_blocks, num_rows
+from ._blocks import Blocks, cull_present, describe_type, make_blocks, num_rows
+from ._conventions import current_config, run_in_config
 from ._quirks import quirks_of
 
 
@@ -170,11 +180,21 @@ def default_metric(estimator: Any) -> StreamingMetric | None:
     return _QUIRK_METRICS.get(quirks_of(estimator).score)
 
 
-def _block_stats(metric: StreamingMetric, estimator, X, y=None, sample_weight=None):
+def _block_stats(
+    config: dict, metric: StreamingMetric, estimator, X, y=None, sample_weight=None
+):
     if num_rows(X) == 0:
         return None
     w = _weights(num_rows(X), sample_weight)
-    return metric.stats(estimator, X, y, w)
+    return run_in_config(config, metric.stats, estimator, X, y, w)
+
+
+def _finish(metric: StreamingMetric, *stats) -> float:
+    """The score from every block's statistics (None for an empty block)."""
+    stats = [s for s in stats if s is not None]
+    if not stats:
+        raise ValueError("cannot score on X with no rows")
+    return metric.finish(reduce(metric.combine, stats))
 
 
 def score_blocks(
@@ -185,11 +205,10 @@ def score_blocks(
     One task per block computes the statistics next to the block; only the
     small statistics travel.
     """
-    stats = blocks.map_blocks(_block_stats, metric, estimator, indices=indices)
-    stats = [s for s in stats if s is not None]
-    if not stats:
-        raise ValueError("cannot score on X with no rows")
-    return metric.finish(reduce(metric.combine, stats))
+    stats = blocks.map_blocks(
+        _block_stats, current_config(), metric, estimator, indices=indices
+    )
+    return _finish(metric, *stats)
 
 
 def streaming_score(estimator, metric: StreamingMetric, X, y=None, sample_weight=None):
@@ -198,8 +217,75 @@ def streaming_score(estimator, metric: StreamingMetric, X, y=None, sample_weight
     return score_blocks(estimator, metric, blocks)
 
 
+def lazy_score(estimator, metric: StreamingMetric, blocks: Blocks) -> da.Array:
+    """:func:`score_blocks` as a lazy 0-d dask array: the per-block tasks and
+    one task that combines their statistics, nothing computed."""
+    graph, keys = blocks.map_graph(_block_stats, current_config(), metric, estimator)
+    final = f"incremental-score-{uuid.uuid4().hex[:12]}"
+    graph[final] = (_finish, metric, *keys)  # the tuple task spec map_graph uses
+    value = Delayed(final, cull_present(graph, [final]))
+    return da.from_delayed(value, shape=(), dtype=float)
+
+
 def _choices() -> str:
     return ", ".join(sorted(STREAMING_METRICS))
+
+
+# The first parameter of a metric function, where a scorer has the estimator.
+_METRIC_FIRST_PARAMETERS = frozenset(
+    {"y_true", "y_pred", "y_score", "y_prob", "y_proba", "labels_true", "y"}
+)
+
+
+def _looks_like_metric(scoring: Callable) -> bool:
+    try:
+        parameters = inspect.signature(scoring).parameters
+    except (TypeError, ValueError):  # no signature to read: trust it
+        return False
+    return next(iter(parameters), None) in _METRIC_FIRST_PARAMETERS
+
+
+def check_scoring(scoring: Any) -> None:
+    """Raise a ValueError now for a ``scoring`` that ``score`` could not use.
+
+    ``scoring`` is None (the estimator's own metric), a scikit-learn scorer
+    name, or a scorer: a callable ``scorer(estimator, X, y)``, as made by
+    ``sklearn.metrics.make_scorer``. A metric function ``metric(y_true,
+    y_pred)`` is not a scorer.
+
+    Examples
+    --------
+    >>> from sklearn.metrics import accuracy_score
+    >>> check_scoring("accuracy")
+    >>> check_scoring(accuracy_score)
+    Traceback (most recent call last):
+    ...
+    ValueError: scoring=accuracy_score looks like a metric function rather than a scorer: a scorer is called as scorer(estimator, X, y), a metric as metric(y_true, y_pred). Wrap it with sklearn.metrics.make_scorer(accuracy_score), or give a scorer name such as 'accuracy'
+    """
+    if scoring is None:
+        return
+    if isinstance(scoring, str):
+        if scoring not in get_scorer_names():
+            raise ValueError(
+                f"scoring={scoring!r} is not a scorer name; use one of "
+                "sklearn.metrics.get_scorer_names() (reduced block by block: "
+                f"{_choices()}) or a scorer made with sklearn.metrics.make_scorer"
+            )
+        return
+    if not callable(scoring):
+        raise ValueError(
+            "scoring must be None, a scorer name or a scorer (a callable taking "
+            f"(estimator, X, y)), got {describe_type(scoring)}"
+        )
+    if _looks_like_metric(scoring):
+        name = getattr(scoring, "__name__", repr(scoring))
+        raise ValueError(
+            f"scoring={name} looks like a metric function rather than a scorer: "
+            "a scorer is called as scorer(estimator, X, y), a metric as "
+            "metric(y_true, y_pred). Wrap it with "
+            f"sklearn.metrics.make_scorer({name}), or give a scorer name such as "
+            "'accuracy'"
+        )
 
 
 def metric_for(estimator: Any, scoring: Any) -> StreamingMetric:
@@ -253,8 +339,13 @@ class _BlockwiseView:
         return method
 
 
-def score(estimator, X, y=None, sample_weight=None, *, scoring=None) -> float:
+def score(
+    estimator, X, y=None, sample_weight=None, *, scoring=None, compute=True
+) -> Any:
     """Score a fitted estimator on X and y, streaming when X is a dask collection.
+
+    With ``compute=False`` and dask input, a lazy 0-d dask array (only for
+    metrics reduced block by block); in-memory input is scored at once.
 
     Examples
     --------
@@ -265,19 +356,31 @@ def score(estimator, X, y=None, sample_weight=None, *, scoring=None) -> float:
     >>> model = LinearRegression().fit(X.compute(), y.compute())
     >>> round(score(model, X, y, scoring="neg_mean_squared_error"), 12)
     -0.0
+    >>> lazy = score(model, X, y, compute=False)
+    >>> lazy.shape, round(float(lazy.compute()), 6)
+    ((), 1.0)
     """
+    check_scoring(scoring)
     weight = {} if sample_weight is None else {"sample_weight": sample_weight}
     if not any(is_dask_collection(v) for v in (X, y, sample_weight)):
         if scoring is None:
             return estimator.score(X, y, **weight)
-        scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
-        return scorer(estimator, X, y, **weight)
+        return get_scorer(scoring)(estimator, X, y, **weight)
 
     if scoring is None or (isinstance(scoring, str) and scoring in STREAMING_METRICS):
         metric = metric_for(estimator, scoring)
-        return streaming_score(estimator, metric, X, y, sample_weight)
-
+        if compute:
+            return streaming_score(estimator, metric, X, y, sample_weight)
+        return lazy_score(
+            estimator, metric, make_blocks(X, y, sample_weight=sample_weight)
+        )
+    if not compute:
+        raise NotStreamableError(
+            f"score(..., compute=False) needs a metric reduced block by block "
+            f"(one of {_choices()}, or the default of classifiers and "
+            f"regressors); scoring={scoring!r} gathers y and the predictions, "
+            "so use compute=True"
+        )
     # A scorer that is not a sum over blocks sees lazy predictions through
     # the view, so it gathers y and the predictions only, never X.
-    scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
-    return scorer(_BlockwiseView(estimator), X, y, **weight)
+    return get_scorer(scoring)(_BlockwiseView(estimator), X, y, **weight)

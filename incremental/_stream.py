@@ -3,8 +3,9 @@
 ``BlockStream`` owns ordering, grouping and prefetch: blocks are computed a
 group at a time (one scheduler call per group, so small blocks do not pay the
 scheduler's fixed cost each), either inline between the consumer's blocks or
-in a producer thread while the consumer works, never more than ``prefetch``
-blocks ahead. Whether to move to the thread is decided by
+by reader threads while the consumer works (several groups at once, so
+decompressing uses every core the consumer leaves free), delivered in order,
+never more than ``prefetch`` blocks held at once. Whether to move to the thread is decided by
 :func:`overlap_pays`, a pure function of the costs measured so far. The
 stream knows nothing of scikit-learn; it is given a function that computes a
 list of blocks by index.
@@ -12,16 +13,11 @@ list of blocks by index.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-# How long the producer waits on a full queue before looking whether the
-# consumer has gone away; short enough that an abandoned stream ends quickly.
-_POLL_SECONDS = 0.05
 
 
 class BlockComputeError(Exception):
@@ -31,10 +27,6 @@ class BlockComputeError(Exception):
         super().__init__(index, error)
         self.index = index
         self.error = error
-
-
-class _End:
-    pass
 
 
 def order_groups(order: Sequence[int], group: int) -> list[list[int]]:
@@ -116,24 +108,28 @@ class BlockStream:
     Parameters
     ----------
     compute : callable
-        ``compute(indices) -> list of blocks``: one scheduler call.
+        ``compute(indices) -> list of blocks``: one scheduler call. With
+        ``readers`` > 1 it is called from several threads at once.
     order : sequence of int
         Block indices in the order they are delivered.
     prefetch : int
-        At most this many computed blocks wait for the consumer. The producer
-        additionally holds at most one group while handing it over, and the
-        consumer at most one group, so no more than ``prefetch + 2 * group``
-        blocks are in memory at once.
+        At most this many blocks are being computed, waiting for the
+        consumer, or being consumed at once (besides the first group when
+        "auto" moves to threads after computing it inline).
     group : int
         Blocks computed per scheduler call (``1 <= group <= prefetch``).
     overlap : bool or "auto", default="auto"
-        Compute in a background thread while the consumer works (True), or
+        Compute in background threads while the consumer works (True), or
         in the consumer's thread between its blocks (False). "auto" starts
-        inline and moves to the thread when :func:`overlap_pays` says so.
+        inline and moves to threads when :func:`overlap_pays` says so.
         Overlapping pays only for work that frees the GIL (reading,
         decompressing, NumPy on large arrays).
     clock : callable, default=time.perf_counter
         Seconds, for measuring the costs that "auto" decides on.
+    readers : int, default=1
+        Threads computing groups at once when overlapping, so reading and
+        decompressing use the cores that the consumer leaves free. Blocks
+        are still delivered in ``order``.
 
     Examples
     --------
@@ -151,16 +147,20 @@ class BlockStream:
         group: int = 1,
         overlap: bool | str = "auto",
         clock: Callable[[], float] = time.perf_counter,
+        readers: int = 1,
     ):
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
+        if readers < 1:
+            raise ValueError(f"readers must be at least 1, got {readers}")
         self.compute = compute
         self.order = list(order)
         self.prefetch = prefetch
         self.group = max(1, min(group, prefetch))
         self.overlap = overlap
         self.clock = clock
-        self.overlapped = False  # whether the thread was used, for diagnostics
+        self.readers = readers
+        self.overlapped = False  # whether threads were used, for diagnostics
 
     def _blocks_of(self, indices: list[int]) -> Iterator[tuple[int, Any]]:
         """The computed blocks of one group; a failure names its block.
@@ -214,64 +214,113 @@ class BlockStream:
                 raise failure
             del items
 
-    def _produce(self, groups, out: queue.Queue, stop: threading.Event) -> None:
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=_POLL_SECONDS)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        try:
-            for indices in groups:
-                if stop.is_set():
-                    return
-                for item in self._blocks_of(indices):
-                    if not put(item):
-                        return
-        except BlockComputeError as failure:  # handed to the consumer, who raises it
-            put(failure)
-            return
-        put(_End)
-
     def _overlapped(
-        self, groups, first: list | None = None
+        self, groups: list[list[int]], first: list | None = None
     ) -> Iterator[tuple[int, Any]]:
-        """Deliver ``first`` (already computed), then ``groups`` from the thread.
+        """Deliver ``first`` (already computed), then ``groups`` from the readers.
 
         ``first`` is emptied as it is delivered, so the caller's list does not
         keep its blocks alive for the rest of the stream.
         """
         self.overlapped = True
-        out: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
-        producer = threading.Thread(
-            target=self._produce,
-            args=(groups, out, stop),
-            name="incremental-prefetch",
-            daemon=True,
-        )
-        producer.start()
+        readers = _Readers(self._blocks_of, groups, self.readers, self.prefetch)
         try:
             while first:
                 yield first.pop(0)
-            while True:
-                item = out.get()
-                if item is _End:
-                    return
-                if isinstance(item, BlockComputeError):
-                    raise item
-                yield item
+            for index in range(len(groups)):
+                items, failure = readers.take(index)
+                for item in items:
+                    yield item
+                    readers.release(1)
+                if failure is not None:
+                    raise failure
         finally:
-            stop.set()
-            # Drop what was prefetched so its memory is freed now, and wait for
-            # the group being computed: nothing of this stream runs on after it
-            # ends (dask swaps its global callbacks during a call).
-            while producer.is_alive():
-                try:
-                    out.get(timeout=_POLL_SECONDS)
-                except queue.Empty:
-                    pass
-            producer.join()
+            # Nothing of this stream runs on after it ends (dask swaps its
+            # global callbacks during a call), and what was read ahead is
+            # dropped so its memory is freed now.
+            readers.close()
+
+
+class _Readers:
+    """Threads that compute groups of blocks ahead, in order, within a budget.
+
+    Each of ``n`` threads takes the next group not yet taken, computes it, and
+    leaves it for the consumer, which takes the groups back in order. Blocks
+    being computed, computed and waiting, and being consumed all count
+    against ``budget``: a thread starts a group only when the whole group
+    fits. Since groups are handed out in order, the group the consumer waits
+    for is always either being computed or the next to start, so the
+    consumer never waits on a budget held by later groups.
+    """
+
+    def __init__(
+        self,
+        blocks_of: Callable[[list[int]], Iterator[tuple[int, Any]]],
+        groups: list[list[int]],
+        n: int,
+        budget: int,
+    ):
+        self.blocks_of = blocks_of
+        self.groups = groups
+        self.budget = budget
+        self.in_use = 0
+        self.next_group = 0
+        self.done: dict[int, tuple[list, BlockComputeError | None]] = {}
+        self.stopped = False
+        self.changed = threading.Condition()
+        self.threads = [
+            threading.Thread(
+                target=self._read, name="incremental-prefetch", daemon=True
+            )
+            for _ in range(max(1, min(n, len(groups))))
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _claim(self) -> int | None:
+        """The next group to compute, once it fits the budget; None: stop."""
+        with self.changed:
+            while True:
+                if self.stopped or self.next_group >= len(self.groups):
+                    return None
+                size = len(self.groups[self.next_group])
+                if self.in_use + size <= self.budget or self.in_use == 0:
+                    self.next_group += 1
+                    self.in_use += size
+                    return self.next_group - 1
+                self.changed.wait()
+
+    def _read(self) -> None:
+        while (index := self._claim()) is not None:
+            items, failure = [], None
+            try:
+                items.extend(self.blocks_of(self.groups[index]))
+            except BlockComputeError as error:
+                failure = error  # delivered after the good blocks before it
+            with self.changed:
+                # Blocks the failure kept from being computed free their room.
+                self.in_use -= len(self.groups[index]) - len(items)
+                self.done[index] = (items, failure)
+                self.changed.notify_all()
+
+    def take(self, index: int) -> tuple[list, BlockComputeError | None]:
+        """The blocks of group ``index`` (waiting for them), and its failure."""
+        with self.changed:
+            while index not in self.done:
+                self.changed.wait()
+            return self.done.pop(index)
+
+    def release(self, n: int) -> None:
+        """``n`` blocks were consumed: their room goes back to the budget."""
+        with self.changed:
+            self.in_use -= n
+            self.changed.notify_all()
+
+    def close(self) -> None:
+        with self.changed:
+            self.stopped = True
+            self.done.clear()
+            self.changed.notify_all()
+        for thread in self.threads:
+            thread.join()
+        self.done.clear()

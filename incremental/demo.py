@@ -20,8 +20,14 @@ reuses it. It then fits::
 on the data read back from disk, holding out the last 1% of the rows,
 predicts every row from disk back to disk, and prints the fit time, the
 predict time, the accuracy on the held-out rows and the peak memory of the
-process. What the cores did meanwhile (dask's ``Profiler`` and
-``ResourceProfiler``) is saved as ``profile.html`` when bokeh is installed.
+process. What the cores did meanwhile is drawn as ``profile.png``
+(with matplotlib) and ``profile.html`` (with bokeh, BokehJS inline, so both
+open without a network): dask's tasks from its ``Profiler``, packed into
+lanes (the most tasks that ran at once, beside the number of cores), the
+phases (the scaler's pass, the SGD's pass, predicting) from the demo's own
+clock, the main thread's ``partial_fit`` passes, and CPU and memory from its
+``ResourceProfiler``. ``incremental._picture`` says what the picture can and
+cannot show.
 
 ``--format zarr`` (the default) stores ``X.zarr`` and ``y.zarr``, fits on dask
 arrays and writes ``predictions.zarr``. ``--format parquet`` stores the same
@@ -41,12 +47,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -67,12 +75,8 @@ LABEL_NOISE = 0.25
 # Bumped whenever the generator changes, so old data on disk is not reused.
 GENERATOR_VERSION = 1
 
-X_NAME, Y_NAME, PREDICTIONS_NAME, PROFILE_NAME = (
-    "X.zarr",
-    "y.zarr",
-    "predictions.zarr",
-    "profile.html",
-)
+X_NAME, Y_NAME, PREDICTIONS_NAME = "X.zarr", "y.zarr", "predictions.zarr"
+PROFILE_HTML, PROFILE_PNG = "profile.html", "profile.png"
 # The parquet dataset: one file per block, columns x0 ... x19 and y, and the
 # global row number as its index; the metadata file beside it is written last.
 PARQUET_NAME, PARQUET_META_NAME, PARQUET_PREDICTIONS_NAME = (
@@ -147,7 +151,9 @@ def dataset_bytes(rows: int, n_features: int = N_FEATURES) -> int:
     return rows * (n_features + 1) * 8
 
 
-def _metadata(rows: int, chunk_rows: int, seed: int, n_features: int) -> dict:
+def _metadata(
+    rows: int, chunk_rows: int, seed: int, n_features: int, compressed: bool
+) -> dict:
     return {
         "generator": "incremental.demo",
         "version": GENERATOR_VERSION,
@@ -155,6 +161,7 @@ def _metadata(rows: int, chunk_rows: int, seed: int, n_features: int) -> dict:
         "chunk_rows": chunk_rows,
         "seed": seed,
         "n_features": n_features,
+        "compressed": compressed,
     }
 
 
@@ -165,11 +172,12 @@ def dataset_exists(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     seed: int = 0,
     n_features: int = N_FEATURES,
+    compressed: bool = False,
     file_format: str = "zarr",
 ) -> bool:
     """Whether ``folder`` already holds the complete dataset asked for."""
     folder = Path(folder)
-    wanted = _metadata(rows, chunk_rows, seed, n_features)
+    wanted = _metadata(rows, chunk_rows, seed, n_features, compressed)
     # The metadata is written last, so a run stopped mid-write never matches.
     if file_format == "parquet":
         try:
@@ -193,6 +201,7 @@ def write_dataset(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     seed: int = 0,
     n_features: int = N_FEATURES,
+    compressed: bool = False,
     file_format: str = "zarr",
 ) -> bool:
     """Write a synthetic classification dataset as zarr arrays or parquet files.
@@ -202,8 +211,8 @@ def write_dataset(
     the standardised ``X`` plus noise. Blocks of ``chunk_rows`` rows are made
     and written in parallel a few at a time, so memory use does not grow with
     ``rows``. Data already in ``folder`` with the same ``rows``,
-    ``chunk_rows``, ``seed`` and ``n_features`` is kept. Both formats hold
-    the same numbers.
+    ``chunk_rows``, ``seed``, ``n_features`` and ``compressed`` is kept. Both
+    formats hold the same numbers.
 
     Parameters
     ----------
@@ -216,6 +225,10 @@ def write_dataset(
     seed : int, default=0
         Seed of the data; each block is drawn from its own generator.
     n_features : int, default=20
+    compressed : bool, default=False
+        Store X with the format's default codec (zarr: zstd; parquet: dask's
+        snappy), as real data on disk usually is: reading a block then costs
+        about as much CPU as fitting it. By default X is stored raw.
     file_format : {"zarr", "parquet"}, default="zarr"
         ``"zarr"``: ``X.zarr`` and ``y.zarr`` (:func:`load_dataset`).
         ``"parquet"``: ``data.parquet``, one file per block with the columns
@@ -246,24 +259,26 @@ def write_dataset(
     """
     if file_format not in FORMATS:
         raise ValueError(f"file_format must be one of {FORMATS}, got {file_format!r}")
+    options = {"seed": seed, "n_features": n_features, "compressed": compressed}
     if dataset_exists(
-        folder,
-        rows,
-        chunk_rows=chunk_rows,
-        seed=seed,
-        n_features=n_features,
-        file_format=file_format,
+        folder, rows, chunk_rows=chunk_rows, file_format=file_format, **options
     ):
         return False
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write = _write_parquet if file_format == "parquet" else _write_zarr
-    write(folder, rows, chunk_rows, seed, n_features)
+    write(folder, rows, chunk_rows, **options)
     return True
 
 
 def _write_zarr(
-    folder: Path, rows: int, chunk_rows: int, seed: int, n_features: int
+    folder: Path,
+    rows: int,
+    chunk_rows: int,
+    *,
+    seed: int,
+    n_features: int,
+    compressed: bool,
 ) -> None:
     import zarr
 
@@ -284,15 +299,16 @@ def _write_zarr(
         n_features=n_features,
         meta=np.empty(0, dtype=np.int64),
     )
-    # Random floats do not compress, so X is stored raw: faster to write and
-    # read, and its size on disk is known in advance.
+    # Random floats hardly compress, so by default X is stored raw: faster to
+    # write and read, and its size on disk is known in advance.
+    codec = {} if compressed else {"compressors": None}
     x_store = zarr.create_array(
         folder / X_NAME,
         shape=X.shape,
         chunks=(chunk_rows, n_features),
         dtype=np.float64,
-        compressors=None,
         overwrite=True,
+        **codec,
     )
     y_store = zarr.create_array(
         folder / Y_NAME,
@@ -304,11 +320,17 @@ def _write_zarr(
     # One computation for both, so each X block is made once and y is derived
     # from it before it is freed. Blocks match zarr chunks: no lock needed.
     da.store([X, y], [x_store, y_store], lock=False)
-    x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features))
+    x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features, compressed))
 
 
 def _write_parquet(
-    folder: Path, rows: int, chunk_rows: int, seed: int, n_features: int
+    folder: Path,
+    rows: int,
+    chunk_rows: int,
+    *,
+    seed: int,
+    n_features: int,
+    compressed: bool,
 ) -> None:
     import dask.dataframe as dd
 
@@ -320,9 +342,10 @@ def _write_parquet(
     )
     (folder / PARQUET_META_NAME).unlink(missing_ok=True)
     shutil.rmtree(folder / PARQUET_NAME, ignore_errors=True)
-    # Uncompressed, as X.zarr is: random floats do not compress.
-    frame.to_parquet(folder / PARQUET_NAME, compression=None, write_index=True)
-    metadata = _metadata(rows, chunk_rows, seed, n_features)
+    # As for zarr, raw unless asked: random floats hardly compress.
+    codec = {} if compressed else {"compression": None}
+    frame.to_parquet(folder / PARQUET_NAME, write_index=True, **codec)
+    metadata = _metadata(rows, chunk_rows, seed, n_features, compressed)
     (folder / PARQUET_META_NAME).write_text(json.dumps(metadata))
 
 
@@ -383,15 +406,103 @@ def _profilers() -> tuple[Any, Any]:
     return Profiler(), ResourceProfiler(dt=0.25)
 
 
-def _save_profile(profilers: Sequence[Any], path: Path) -> str:
-    try:
-        import bokeh  # noqa: F401
-    except ImportError:
-        return "not saved: bokeh is not installed (pip install bokeh)"
-    from dask.diagnostics import visualize
+class _EpochTimes(logging.Handler):
+    """When each fit epoch ran, from the ``incremental`` logger's epoch
+    records, on ``time.perf_counter`` (the profilers' clock)."""
 
-    visualize(list(profilers), filename=str(path), show=False, save=True)
-    return str(path)
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.spans: list[tuple[float, float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        epoch = getattr(record, "incremental_epoch", None)
+        if epoch is not None:
+            end = time.perf_counter()
+            self.spans.append((end - epoch["seconds"], end, epoch["runner"]))
+
+
+@contextmanager
+def _epoch_times() -> Iterator[_EpochTimes]:
+    logger = logging.getLogger("incremental")
+    handler, level = _EpochTimes(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _phases(
+    pipe: Any,
+    fit: tuple[float, float],
+    epochs: list,
+    predict: tuple[float, float],
+    route: str = "zarr to zarr",
+) -> tuple[list, list]:
+    """The picture's phases and the main thread's spans, ``(label, start, end)``.
+
+    Each pipeline step's epoch is its pass; what runs between the passes
+    (building the next step's blocks and, for a classifier, the one pass over
+    y that finds the classes) is a phase of its own when it is visible. The
+    main thread runs a pass's ``partial_fit`` calls, or, where batches are
+    fitted apart in reader threads, merges their states.
+    """
+    from sklearn.base import is_classifier
+
+    phases, main = [], []
+    cursor = fit[0]
+    for (_, step), (start, end, runner) in zip(pipe.steps, epochs):
+        name = type(step.estimator).__name__
+        if start - cursor > 0.01 * (fit[1] - fit[0]):
+            classes = phases and is_classifier(step.estimator)
+            phases.append(("classes from y" if classes else "prepare", cursor, start))
+        phases.append((f"{name} pass", start, end))
+        merged = f"{name}: merging states fitted in reader threads"
+        main.append(
+            (merged if runner == "merge" else f"{name}.partial_fit", start, end)
+        )
+        cursor = end
+    phases.append((f"predict, {route}", *predict))
+    return phases, main
+
+
+def _save_profile(
+    profilers: Sequence[Any], phases: list, main: list, title: str, out: Path
+) -> dict[str, str]:
+    """Draw the run as PNG and HTML; each entry is a path, or why there is none."""
+    from ._picture import make_picture, save_html, save_png
+
+    profiler, resources = profilers
+    picture = make_picture(
+        profiler.results,
+        resources.results,
+        phases,
+        main,
+        n_cores=os.cpu_count() or 1,
+        title=title,
+    )
+    saved = {}
+    for kind, save, module, path in [
+        ("png", save_png, "matplotlib", out / PROFILE_PNG),
+        ("html", save_html, "bokeh", out / PROFILE_HTML),
+    ]:
+        try:
+            __import__(module)
+        except ImportError:
+            saved[kind] = f"not saved: {module} is not installed (pip install {module})"
+            continue
+        save(picture, str(path))
+        saved[kind] = str(path)
+    return saved
+
+
+def _timed_fit(pipe: Any, X: Any, y: Any) -> tuple[float, float]:
+    print("fit       pass 1: StandardScaler, pass 2: SGDClassifier", file=sys.stderr)
+    started = time.perf_counter()
+    pipe.fit(X, y)
+    return started, time.perf_counter()
 
 
 class _Data(NamedTuple):
@@ -435,7 +546,6 @@ def _open_data(out: Path, file_format: str, n_train: int) -> _Data:
 
 
 def _predict_to_disk(pipe: Any, data: _Data) -> None:
-    shutil.rmtree(data.predictions, ignore_errors=True)
     predictions = pipe.predict(data.X)
     if data.file_format == "zarr":
         predictions.to_zarr(str(data.predictions))
@@ -473,8 +583,9 @@ def run_demo(
     ``file_format`` is ``"zarr"`` (dask arrays, predictions to zarr) or
     ``"parquet"`` (dask DataFrames, predictions to parquet). Prints progress
     as it goes. The returned dict has ``fit_seconds``, ``predict_seconds``,
-    ``accuracy``, ``peak_rss_bytes``, ``profile`` (the picture's path, or
-    why there is none) and ``predictions`` (a path).
+    ``accuracy``, ``peak_rss_bytes``, ``profile`` (the pictures' paths, or
+    why there are none, by ``"html"`` and ``"png"``) and ``predictions`` (a
+    path).
     """
     out = Path(out)
     started = time.perf_counter()
@@ -494,23 +605,25 @@ def run_demo(
     )
 
     pipe = make_demo_pipeline(seed, verbose=2)
-    profiler, resources = _profilers()
-    with profiler, resources:
+    profilers = _profilers()
+    route = _route(file_format)
+    with profilers[0], profilers[1], _epoch_times() as epochs:
+        fit = _timed_fit(pipe, data.X_train, data.y_train)
+        shutil.rmtree(data.predictions, ignore_errors=True)
         started = time.perf_counter()
-        print(
-            "fit       pass 1: StandardScaler, pass 2: SGDClassifier", file=sys.stderr
-        )
-        pipe.fit(data.X_train, data.y_train)
-        fit_seconds = time.perf_counter() - started
-
-        started = time.perf_counter()
-        print(f"predict   every row, {_route(file_format)}", file=sys.stderr)
+        print(f"predict   every row, {route}", file=sys.stderr)
         with ProgressBar(out=sys.stderr):
             _predict_to_disk(pipe, data)
-        predict_seconds = time.perf_counter() - started
+        predict = (started, time.perf_counter())
+    fit_seconds, predict_seconds = fit[1] - fit[0], predict[1] - predict[0]
 
     predicted = _held_out_predictions(data, n_train)
     accuracy = float(np.mean(predicted == np.asarray(data.y_test.compute())))
+    phases, main = _phases(pipe, fit, epochs.spans, predict, route)
+    title = (
+        f"python -m incremental.demo: {rows:,} rows, fit {fit_seconds:.1f} s, "
+        f"predict {predict_seconds:.1f} s"
+    )
     return {
         "rows": rows,
         "n_train": n_train,
@@ -521,7 +634,7 @@ def run_demo(
         "predict_seconds": predict_seconds,
         "accuracy": accuracy,
         "peak_rss_bytes": _peak_rss_bytes(),
-        "profile": _save_profile([profiler, resources], out / PROFILE_NAME),
+        "profile": _save_profile(profilers, phases, main, title, out),
         "predictions": str(data.predictions),
     }
 
@@ -554,7 +667,8 @@ def _report(result: dict[str, Any]) -> str:
             "unknown" if peak is None else f"{peak / 2**20:,.0f} MiB",
             "peak RSS of this process",
         ),
-        ("profile", result["profile"], ""),
+        ("profile", result["profile"]["html"], "open in a browser"),
+        ("picture", result["profile"]["png"], "the same, as an image"),
     ]
     return "\n".join(f"{a:<13} {b:>9}  {c}".rstrip() for a, b, c in rows)
 

@@ -162,3 +162,34 @@ def test_parquet_columns_pair_row_by_row_whatever_dask_fuses(
     assert sum(lengths) == 4_000 and len(lengths) == n_blocks
     if not isinstance(X, da.Array):  # a frame's, whatever dask would fuse
         assert lengths == frame_files.lengths
+
+
+def _slow_block(block):
+    import time
+
+    time.sleep(0.01)  # long enough for the stream's readers to overlap
+    return block
+
+
+def test_a_profiler_survives_a_fit_whose_readers_overlap(data):
+    from dask.diagnostics import Profiler
+    from dask.utils import key_split
+
+    Xn, yn = data
+    X = da.from_array(Xn, chunks=20).map_blocks(_slow_block, dtype=float)
+    # Groups of two blocks, two reader threads computing groups at once.
+    model = Incremental(SGDClassifier(random_state=0), shuffle_blocks=False, prefetch=4)
+    with Profiler() as profiler:
+        model.fit(X, yn, classes=[0, 1])
+        assert any(entry[0] == profiler._start for entry in Callback.active)
+        (X + 1).sum().compute()  # still seen after the fit
+    seen = [key_split(r.key) for r in profiler.results]
+    assert seen.count("slow_block") == N // 20  # every block the fit made, once
+    assert "sum" in seen
+
+
+def test_callbacks_given_fall_back_to_get_as_it_is(fallback):
+    given = _dask_compat.with_callbacks_given(dask.threaded.get)
+    assert (given is dask.threaded.get) == fallback
+    own = lambda dsk, keys: None  # noqa: E731 - a user's scheduler: left alone
+    assert _dask_compat.with_callbacks_given(own) is own

@@ -6,6 +6,7 @@ import re
 import shutil
 from collections import namedtuple
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,8 +32,17 @@ def test_demo_prints_figures_and_writes_picture_and_predictions(tmp_path, capsys
     assert float(_figure(out, "predict time")) >= 0
     assert 0.7 < float(_figure(out, "accuracy")) <= 1.0
     assert float(_figure(out, "peak memory").replace(",", "")) > 0
-    assert (tmp_path / "profile.html").stat().st_size > 0
     assert _figure(out, "profile") == str(tmp_path / "profile.html")
+    assert _figure(out, "picture") == str(tmp_path / "profile.png")
+
+    html = (tmp_path / "profile.html").read_text()
+    assert "<script src=" not in html and "cdn.bokeh.org" not in html
+    assert "Bokeh.embed" in html  # BokehJS is inline: it opens offline
+    for phase in ["StandardScaler pass", "SGDClassifier pass", "predict"]:
+        assert phase in html
+    png = tmp_path / "profile.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(str(png)).std() > 0.05  # not blank
 
     predictions = zarr.open_array(tmp_path / "predictions.zarr", mode="r")[:]
     assert predictions.shape == (20_000,)
@@ -96,6 +106,24 @@ def test_write_dataset_is_deterministic_and_labels_follow_x(tmp_path):
     assert 0.3 < ya.mean().compute() < 0.7
     # A different seed is a different dataset, and is not mistaken for it.
     assert not demo.dataset_exists(tmp_path / "a", 3_000, chunk_rows=1_000, seed=4)
+
+
+def test_compressed_dataset_has_the_same_values_stored_with_zstd(tmp_path):
+    demo.write_dataset(tmp_path / "raw", 2_000, chunk_rows=1_000)
+    demo.write_dataset(tmp_path / "zstd", 2_000, chunk_rows=1_000, compressed=True)
+    stored = zarr.open_array(tmp_path / "zstd" / "X.zarr", mode="r")
+    assert [type(c).__name__ for c in stored.compressors] == ["ZstdCodec"]
+    assert not zarr.open_array(tmp_path / "raw" / "X.zarr", mode="r").compressors
+    raw, packed = (
+        demo.load_dataset(tmp_path / "raw"),
+        demo.load_dataset(tmp_path / "zstd"),
+    )
+    np.testing.assert_array_equal(raw[0].compute(), packed[0].compute())
+    # one is not mistaken for the other
+    assert not demo.dataset_exists(
+        tmp_path / "raw", 2_000, chunk_rows=1_000, compressed=True
+    )
+    assert not demo.dataset_exists(tmp_path / "zstd", 2_000, chunk_rows=1_000)
 
 
 @pytest.mark.parametrize("rows", ["0", "-5", "1", "many", "1.5"])

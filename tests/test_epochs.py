@@ -227,8 +227,8 @@ def test_dask_progress_bar_draws_one_bar_per_epoch(data, max_epochs):
     _, _, X, y = data
     out = io.StringIO()
     model = Incremental(
-        SGDClassifier(random_state=0), prefetch=2, max_epochs=max_epochs
-    )
+        SGDClassifier(random_state=0), prefetch=2, max_epochs=max_epochs, cache=False
+    )  # without the block cache, every epoch computes its blocks
     with ProgressBar(out=out), Profiler() as profiler:
         model.fit(X * 2.0, y, classes=[0, 1])  # a real task per block to profile
     # one finished bar per epoch, though the blocks took many scheduler calls

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.decomposition import IncrementalPCA
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, SGDClassifier, SGDRegressor
 from sklearn.model_selection import GridSearchCV
 from sklearn.multioutput import MultiOutputClassifier
@@ -187,6 +189,49 @@ def test_estimator_without_partial_fit_is_named(data):
     _, _, X, y = data
     with pytest.raises(TypeError, match="LinearRegression has no partial_fit"):
         Incremental(LinearRegression()).fit(X, y)
+    # and the wrapper has no partial_fit either, as hasattr says
+    assert not hasattr(Incremental(LinearRegression()), "partial_fit")
+    assert hasattr(Incremental(SGDClassifier()), "partial_fit")
+
+
+def test_a_frozen_estimator_is_refused_and_left_unchanged(data):
+    Xn, yn, X, y = data
+    model = SGDClassifier(random_state=0).fit(Xn, yn)
+    coef = model.coef_.copy()
+    wrapper = Incremental(FrozenEstimator(model))
+    with pytest.raises(TypeError, match=r"Incremental\.fit would change"):
+        wrapper.fit(X, y)
+    assert not hasattr(wrapper, "partial_fit")
+    with pytest.raises(AttributeError, match="it is frozen"):
+        wrapper.partial_fit(X, y)
+    np.testing.assert_array_equal(model.coef_, coef)
+    # predicting with it needs no fit
+    np.testing.assert_array_equal(wrapper.predict(X).compute(), model.predict(Xn))
+
+
+def test_a_fitted_estimator_predicts_without_fit_and_fit_restarts(data):
+    Xn, yn, X, y = data
+    model = SGDClassifier(random_state=0).fit(Xn, yn)
+    wrapper = Incremental(model, shuffle_blocks=False)
+    np.testing.assert_array_equal(wrapper.predict(X).compute(), model.predict(Xn))
+    assert wrapper.score(X, y) == pytest.approx(model.score(Xn, yn))
+    wrapper.partial_fit(X, y)  # from clone(model), not from model
+    expected = plain_loop(
+        SGDClassifier(random_state=0), Xn, yn, range(6), classes=[0, 1]
+    )
+    np.testing.assert_array_equal(wrapper.coef_, expected.coef_)
+
+
+def test_incremental_pca_refuses_a_first_block_smaller_than_n_components(data):
+    Xn, _, _, _ = data
+    X = da.from_array(Xn, chunks=((1, 299, 300), (4,)))
+    with pytest.raises(
+        ValueError, match="n_components=2 rows, but the first batch has 1 sample;"
+    ):
+        Incremental(IncrementalPCA(n_components=2), shuffle_blocks=False).fit(X)
+    # the first block is what counts: a small block later is fine
+    later = da.from_array(Xn, chunks=((300, 299, 1), (4,)))
+    Incremental(IncrementalPCA(n_components=2), shuffle_blocks=False).fit(later)
 
 
 @pytest.mark.parametrize(

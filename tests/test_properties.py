@@ -1,6 +1,8 @@
 """Property tests: for random shapes, chunkings, dtypes and estimators,
 
 1. fitting equals the plain ``partial_fit`` loop over the same blocks, bit for bit;
+   estimators fitted by merging (``merge=True``) are identical whatever the
+   cores, and equal to the loop within rounding (min, max, counts exactly);
 2. post-fit outputs on dask arrays and DataFrames equal the bare estimator's;
 3. clone and pickle round trips keep behaviour.
 """
@@ -8,6 +10,7 @@
 import os
 import pickle
 
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -21,6 +24,7 @@ from sklearn.naive_bayes import GaussianNB, MultinomialNB
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
 from incremental import Incremental
+from incremental._merge import merge_for
 
 # HYPOTHESIS_PROFILE=thorough runs many more examples than the default suite.
 settings.register_profile("default", max_examples=25)
@@ -142,6 +146,55 @@ def test_fit_equals_the_plain_loop(problem, container):
     )
     assert fitted_state(model.estimator_) == fitted_state(reference), name
     assert model.n_blocks_seen_ == len(sizes)
+
+
+EXACTLY_MERGED = {
+    "n_samples_seen_",
+    "data_min_",
+    "data_max_",
+    "data_range_",
+    "max_abs_",
+    "class_count_",  # counts of samples; feature_count_ sums float X
+    "n_features_in_",
+    "classes_",
+}
+
+
+def _merged(factory, X, y, readers):
+    with dask.config.set(num_workers=readers):
+        return (
+            Incremental(factory(), merge=True, shuffle_blocks=False, prefetch=3)
+            .fit(X, y)
+            .estimator_
+        )
+
+
+@SETTINGS
+@given(
+    problems().filter(lambda p: merge_for(p[1]()) is not None),
+    st.integers(2, 4),
+)
+def test_merged_fits_are_identical_whatever_the_cores_and_near_the_loop(
+    problem, readers
+):
+    name, factory, Xn, yn, sizes, _, _ = problem
+    X = da.from_array(Xn, chunks=(sizes, Xn.shape[1])) * 1  # tasks: readers read
+    y = None if yn is None else da.from_array(yn, chunks=sizes)
+    one = _merged(factory, X, y, 1)
+    many = _merged(factory, X, y, readers)
+    assert fitted_state(one) == fitted_state(many), name
+    loop = plain_loop(factory, Xn, yn, sizes, range(len(sizes)))
+    for attribute, expected in vars(loop).items():
+        if not attribute.endswith("_") or attribute.startswith("_"):
+            continue
+        got = getattr(one, attribute)
+        if attribute in EXACTLY_MERGED:
+            np.testing.assert_array_equal(got, expected, err_msg=attribute)
+        elif expected is not None:
+            rtol = 1e-5 if Xn.dtype == np.float32 else 1e-10
+            np.testing.assert_allclose(
+                got, expected, rtol=rtol, atol=1e-12, err_msg=f"{name}.{attribute}"
+            )
 
 
 POSTFIT = [

@@ -4,10 +4,10 @@ import pytest
 from dask.callbacks import Callback
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA, LatentDirichletAllocation
-from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.metrics import get_scorer
+from sklearn.linear_model import LinearRegression, LogisticRegression, SGDClassifier
+from sklearn.metrics import accuracy_score, get_scorer, make_scorer
 
-from incremental import STREAMING_METRICS, ParallelPostFit
+from incremental import STREAMING_METRICS, Incremental, ParallelPostFit
 from incremental._scoring import score
 
 
@@ -156,3 +156,80 @@ def test_streaming_score_puts_the_estimator_in_the_graph_once(classification):
     tasks = [v for v in graph.values() if isinstance(v, tuple)]
     assert len(tasks) == 70
     assert not any(any(part is model for part in task) for task in tasks)
+
+
+# -- lazy scores -------------------------------------------------------------------
+class CountingComputes(Callback):
+    def __init__(self):
+        super().__init__()
+        self.tasks = 0
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.tasks += 1
+
+
+@pytest.mark.parametrize("scoring", [None, "accuracy", "neg_log_loss"])
+def test_compute_false_gives_a_lazy_0d_array_of_the_same_score(classification, scoring):
+    Xn, yn, model = classification
+    wrapper = ParallelPostFit(model, scoring=scoring)
+    X, y = da.from_array(Xn, chunks=90), da.from_array(yn, chunks=130)
+    with CountingComputes() as counted:
+        lazy = wrapper.score(X, y, compute=False)
+    assert counted.tasks == 0
+    assert isinstance(lazy, da.Array) and lazy.shape == () and lazy.dtype == float
+    assert float(lazy.compute()) == wrapper.score(X, y)
+
+
+def test_lazy_scores_compute_together(classification):
+    import dask
+
+    Xn, yn, model = classification
+    X, y = da.from_array(Xn, chunks=100), da.from_array(yn, chunks=100)
+    weights = da.from_array(np.linspace(0.1, 3, 700), chunks=100)
+    plain, weighted = dask.compute(
+        ParallelPostFit(model).score(X, y, compute=False),
+        ParallelPostFit(model).score(X, y, weights, compute=False),
+    )
+    assert plain == pytest.approx(model.score(Xn, yn))
+    assert weighted == pytest.approx(
+        model.score(Xn, yn, sample_weight=weights.compute())
+    )
+
+
+def test_compute_is_keyword_only_and_lazy_only_where_it_streams(classification):
+    Xn, yn, model = classification
+    X, y = da.from_array(Xn, chunks=100), da.from_array(yn, chunks=100)
+    wrapper = ParallelPostFit(model)
+    with pytest.raises(TypeError):
+        wrapper.score(X, y, None, False)
+    with pytest.raises(ValueError, match=r"compute=False\) needs a metric reduced"):
+        ParallelPostFit(model, scoring="roc_auc").score(X, y, compute=False)
+    # In-memory input is scored at once, as dask-ml does.
+    assert wrapper.score(Xn, yn, compute=False) == model.score(Xn, yn)
+
+
+# -- scoring checked at fit ------------------------------------------------------------
+def metric_like_dask_ml(y_true, y_pred, normalize=True, sample_weight=None):
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+@pytest.mark.parametrize("wrapper_class", [ParallelPostFit, Incremental])
+@pytest.mark.parametrize("metric", [accuracy_score, metric_like_dask_ml])
+def test_a_metric_function_is_refused_at_fit(classification, wrapper_class, metric):
+    Xn, yn, _ = classification
+    wrapper = wrapper_class(SGDClassifier(), scoring=metric)
+    with pytest.raises(
+        ValueError, match="metric function rather than a scorer"
+    ) as error:
+        wrapper.fit(Xn, yn)
+    assert "make_scorer" in str(error.value)
+    wrapper.set_params(scoring=make_scorer(metric)).fit(Xn, yn)
+    assert 0 < wrapper.score(da.from_array(Xn, chunks=100), yn) <= 1
+
+
+@pytest.mark.parametrize("wrapper_class", [ParallelPostFit, Incremental])
+@pytest.mark.parametrize("scoring", ["not_a_metric", ["accuracy", "r2"], 3])
+def test_an_unknown_scoring_is_refused_at_fit(classification, wrapper_class, scoring):
+    Xn, yn, _ = classification
+    with pytest.raises(ValueError, match="scoring"):
+        wrapper_class(SGDClassifier(), scoring=scoring).fit(Xn, yn)

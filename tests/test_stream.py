@@ -66,7 +66,8 @@ def test_stream_yields_every_block_in_order(prefetch, group, overlap):
     assert [i for c in calls for i in c] == order
 
 
-def test_stream_never_runs_more_than_prefetch_ahead():
+@pytest.mark.parametrize("readers", [1, 2, 3])
+def test_stream_never_holds_more_than_prefetch_blocks(readers):
     computed, consumed, ahead = [], [], []
     changed = threading.Condition()
 
@@ -77,23 +78,46 @@ def test_stream_never_runs_more_than_prefetch_ahead():
             changed.notify_all()
         return list(indices)
 
-    prefetch, group, n = 3, 2, 40
+    prefetch, group, n = 5, 2, 40
+    # The readers stop when the next whole group no longer fits the budget.
+    reachable = prefetch - group + 1
     stream = BlockStream(
-        compute, range(n), prefetch=prefetch, group=group, overlap=True
+        compute,
+        range(n),
+        prefetch=prefetch,
+        group=group,
+        overlap=True,
+        readers=readers,
     )
     for index, _ in stream:
-        # A slow consumer: let the producer run as far ahead as it may.
+        # A slow consumer: let the readers run as far ahead as they may.
         with changed:
             changed.wait_for(
-                lambda: len(computed) - len(consumed) >= prefetch or len(computed) == n,
+                lambda: (
+                    len(computed) - len(consumed) >= reachable or len(computed) == n
+                ),
                 timeout=WAIT,
             )
             consumed.append(index)
-    # computed-but-not-consumed blocks: the queue, the group being handed over,
-    # and the block the consumer holds.
-    assert max(ahead) <= prefetch + group + 1
-    assert max(ahead) >= prefetch  # it did run ahead
+    # computed but not consumed: being computed, waiting, and the block the
+    # consumer holds, all within the budget
+    assert max(ahead) <= prefetch
+    assert max(ahead) >= reachable  # it did run ahead
     assert consumed == list(range(n))
+
+
+def test_readers_compute_groups_at_once_and_deliver_in_order():
+    started = threading.Barrier(3, timeout=WAIT)  # three readers meet here
+
+    def compute(indices):
+        if indices[0] < 3:
+            started.wait()  # only passes if three groups are computed at once
+        return list(indices)
+
+    stream = BlockStream(
+        compute, range(12), prefetch=6, group=1, overlap=True, readers=3
+    )
+    assert [i for i, _ in stream] == list(range(12))
 
 
 @pytest.mark.parametrize("overlap", [True, False])

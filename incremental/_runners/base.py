@@ -32,7 +32,8 @@ class EpochJob:
     ``fit(model, batch)`` calls ``partial_fit`` on one batch (a dict of
     ``X``, ``y`` and per-sample parameters), with the constant parameters
     bound. ``prefetch`` bounds the batches computed ahead of the fit;
-    ``group`` is how many are computed per scheduler call.
+    ``group`` is how many are computed per scheduler call, and ``readers``
+    how many groups at once.
     """
 
     blocks: Blocks
@@ -41,6 +42,7 @@ class EpochJob:
     prefetch: int
     group: int
     epoch: int = 0
+    readers: int = 1
 
     def describe(self, position: int) -> str:
         """Human words for the batch at ``position``: its block and rows."""

@@ -18,7 +18,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from sklearn.base import clone
+
 from .._blocks import Batch, check_block_rows, cut_batch, num_rows
+from .._merge import FixedTree, Merge, Part, is_fitted, leaf
 from .base import EpochJob, FitError, Report, interrupts_between_blocks
 
 # How often a wait for a fit looks whether Ctrl-C was pressed.
@@ -39,28 +42,48 @@ def _fit_remote(fit: Callable, previous: tuple, batch: Batch, computed: dict):
 
 
 class ClusterRunner:
-    """Fit an epoch's batches in order on a dask.distributed cluster."""
+    """Fit an epoch's batches in order on a dask.distributed cluster.
 
-    def __init__(self, client: Any):
+    With ``merge`` (an estimator whose states merge, see ``_merge``), each
+    batch is fitted apart on the worker holding its blocks, and the small
+    states come back here to be merged in the same fixed tree as on one
+    machine: the result is identical. Otherwise the model travels along the
+    chain of fits.
+    """
+
+    def __init__(self, client: Any, merge: Merge | None = None):
         self.client = client
+        self.merge = merge
 
     def run(self, model: Any, job: EpochJob, report: Report) -> None:
         with interrupts_between_blocks() as interrupted:
-            _Chain(self.client, job, model, report, interrupted).run()
+            if self.merge is None:
+                _Chain(self.client, job, model, report, interrupted).run()
+            else:
+                _Leaves(self.client, job, model, report, interrupted, self.merge).run()
 
 
-class _Chain:
-    """The chain of fit futures of one epoch, settled in order."""
+class _Ordered:
+    """Tasks of one epoch, one per batch, settled in order, a bounded number
+    ahead; subclasses say what a batch's task is and what its result does."""
 
-    def __init__(self, client, job: EpochJob, model, report: Report, interrupted):
+    def __init__(self, client, job: EpochJob, report: Report, interrupted):
         self.client, self.job, self.report = client, job, report
         self.interrupted = interrupted
         self.token = uuid.uuid4().hex[:12]
         self.ahead: dict[int, dict] = {}  # position -> its blocks' futures
-        self.chain: deque = deque()  # (position, fit future, block futures)
-        self.current: Any = (model, 0)  # the last fit submitted (or the start)
+        self.chain: deque = deque()  # (position, task future, block futures)
         self.submitted = 0
         self.last_position: int | None = None
+
+    def _submit(self, position: int, computed: dict) -> Any:
+        raise NotImplementedError
+
+    def _accept(self, result: Any) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Drop what the subclass holds of the cluster's results."""
 
     def run(self) -> None:
         n = len(self.job.batches)
@@ -69,7 +92,9 @@ class _Chain:
                 while self.submitted < min(position + self.job.prefetch, n):
                     self.ahead[self.submitted] = self._blocks_of(self.submitted)
                     self.submitted += 1
-                self._submit_fit(position)
+                computed = self.ahead.pop(position)
+                future = self._submit(position, computed)
+                self.chain.append((position, future, computed))
                 while len(self.chain) > self.job.prefetch:
                     self._settle()
                 if self.interrupted():
@@ -77,13 +102,13 @@ class _Chain:
             while self.chain:
                 self._settle()
         finally:
-            # After an error or Ctrl-C no fit keeps running. The blocks'
+            # After an error or Ctrl-C no task keeps running. The blocks'
             # futures are only dropped, not cancelled: their keys may be the
             # user's too.
             self.client.cancel([future for _, future, _ in self.chain])
             self.chain.clear()
             self.ahead.clear()
-            self.current = None
+            self._release()
 
     def _blocks_of(self, position: int) -> dict[int, dict[str, Any]]:
         """Futures (or in-memory values) for the blocks of one batch."""
@@ -98,25 +123,13 @@ class _Chain:
             (computed[b],) = blocks.fill([b], futures)
         return computed
 
-    def _submit_fit(self, position: int) -> None:
-        computed = self.ahead.pop(position)
-        self.current = self.client.submit(
-            _fit_remote,
-            self.job.fit,
-            self.current,
-            self.job.batches[position],
-            computed,
-            key=f"incremental-fit-{self.token}-{position}",
-        )
-        self.chain.append((position, self.current, computed))
-
     def _settle(self, interruptible: bool = True) -> None:
         """Wait for the oldest fit and report it; Ctrl-C meanwhile stops."""
         if interruptible and not self._wait_for_oldest():
             self._stop()
         position, future, computed = self.chain.popleft()
         try:
-            model, rows = future.result()
+            result = future.result()
         except Exception as error:
             phase = _phase(computed)
             # The error's traceback keeps this frame: let it hold no futures,
@@ -124,7 +137,7 @@ class _Chain:
             del future, computed
             raise FitError(error, position=position, phase=phase) from None
         self.last_position = position
-        self.report(model, rows)
+        self._accept(result)
 
     def _wait_for_oldest(self) -> bool:
         """Wait for the oldest fit to finish; False if Ctrl-C came first."""
@@ -150,6 +163,74 @@ class _Chain:
         raise FitError(
             KeyboardInterrupt(), position=self.last_position, phase="interrupted"
         )
+
+
+class _Chain(_Ordered):
+    """The chain of fits: each fits a copy of the previous one's model."""
+
+    def __init__(self, client, job: EpochJob, model, report: Report, interrupted):
+        super().__init__(client, job, report, interrupted)
+        self.current: Any = (model, 0)  # the last fit submitted (or the start)
+
+    def _submit(self, position: int, computed: dict) -> Any:
+        self.current = self.client.submit(
+            _fit_remote,
+            self.job.fit,
+            self.current,
+            self.job.batches[position],
+            computed,
+            key=f"incremental-fit-{self.token}-{position}",
+        )
+        return self.current
+
+    def _accept(self, result: Any) -> None:
+        model, rows = result
+        self.report(model, rows)
+
+    def _release(self) -> None:
+        self.current = None
+
+
+class _Leaves(_Ordered):
+    """Each batch fitted apart next to its blocks; states merged here."""
+
+    def __init__(self, client, job, model, report, interrupted, merge: Merge):
+        super().__init__(client, job, report, interrupted)
+        self.merge = merge
+        self.template = clone(model)
+        self.start = Part(model) if is_fitted(model) else None
+        self.tree = FixedTree(merge.merge)
+
+    def _submit(self, position: int, computed: dict) -> Any:
+        return self.client.submit(
+            _leaf_remote,
+            self.template,
+            self.job.batches[position],
+            computed,
+            self.job.fit,
+            self.merge,
+            key=f"incremental-leaf-{self.token}-{position}",
+        )
+
+    def _accept(self, result: Any) -> None:
+        part, rows = result
+        if part is None:
+            return
+        self.tree.add(part)
+        merged = self.tree.result()
+        if self.start is not None:
+            merged = self.merge.merge(self.start, merged)
+        self.report(merged.model, rows)
+
+
+def _leaf_remote(template, batch: Batch, computed: dict, fit, merge: Merge):
+    """One batch fitted apart, next to its blocks: ``(part, rows)``."""
+    rows = cut_batch(batch, computed)
+    n = num_rows(rows["X"])
+    if not n:
+        return None, 0
+    check_block_rows(rows, "a block")
+    return leaf(template, rows, fit, merge), n
 
 
 def _phase(computed: dict[int, dict[str, Any]]) -> str:

@@ -13,7 +13,10 @@ import time
 from functools import partial
 from typing import Any
 
-from .._blocks import check_block_rows, default_get, num_rows
+import dask
+
+from .. import _dask_compat
+from .._blocks import check_block_rows, configured_get, num_rows
 from .._checkpoint import Checkpoint
 from .._stream import BlockComputeError, BlockStream
 from .base import EpochJob, FitError, Report, interrupts_between_blocks
@@ -38,15 +41,21 @@ class LocalRunner:
     """
 
     def __init__(self, get: Any = None):
-        self.get = get
+        self.get = get  # a dask scheduler's get; by default as configured
 
     def run(self, model: Any, job: EpochJob, report: Report) -> None:
-        get = self.get or default_get()
+        # Without a scheduler named by the user, each reader thread computes
+        # its group itself: the readers are the parallelism, and a thread
+        # pool per reader would only add hand-offs.
+        get = self.get or configured_get() or dask.local.get_sync
+        # Readers call it at once from several threads: see with_callbacks_given.
+        get = _dask_compat.with_callbacks_given(get)
         stream = BlockStream(
             partial(job.assemble, get=get),
             range(len(job.batches)),
             prefetch=job.prefetch,
             group=job.group,
+            readers=job.readers,
         )
         checkpoint = Checkpoint()
         with interrupts_between_blocks() as interrupted:

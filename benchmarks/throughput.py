@@ -1,0 +1,393 @@
+"""Throughput on real storage: raw and zstd-compressed zarr, against the limit.
+
+On compressed data, producing a block (decompressing it) costs about as much
+CPU as fitting it, so every row here says, besides ours, the plain loop and
+dask-ml, the *limit*: the least time the work can take on this machine, the
+total CPU seconds it needs spread over every core, or the serial chain of
+``partial_fit`` calls, whichever is larger. CPU seconds of reading come from
+reading every block once in parallel; those of fitting from the plain loop's
+``partial_fit`` calls (one thread each).
+
+The block cache is cleared before each run of ours, so that repeats are
+alike; each dataset's files are read once before its row (page cache).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import incremental
+from incremental.demo import load_dataset
+
+from ._common import (
+    CLASSES,
+    Row,
+    Settings,
+    cpu_timed,
+    dask_ml_wrappers,
+    exactness,
+    in_fresh_process,
+    limit_seconds,
+    median_times,
+    plain_fit,
+    prepare_job,
+    warm_page_cache,
+    with_peak_rss,
+    zarr_dataset,
+    zarr_row_blocks,
+)
+from .cases import _dask_ml, _load_all, _ours, _sgd, _size
+
+
+def _codec(compressed: bool) -> str:
+    return "zstd" if compressed else "raw"
+
+
+def _read_cpu(X: Any, y: Any, repeats: int = 2) -> tuple[float, float]:
+    """Wall and CPU seconds of reading every block once, in parallel (medians)."""
+    runs = [cpu_timed(lambda: _load_all(X, y)) for _ in range(repeats)]
+    return float(np.median([r[0] for r in runs])), float(
+        np.median([r[1] for r in runs])
+    )
+
+
+def _prepared(settings: Settings, rows: int, chunk: int, compressed: bool):
+    folder = zarr_dataset(settings, rows, chunk, compressed=compressed)
+    warm_page_cache(folder)
+    X, y = load_dataset(folder)
+    return folder, X, y
+
+
+def _fresh(estimator: Any, **params: Any) -> Any:
+    """Ours, with an empty block cache (so every repeat reads as the first)."""
+    incremental.clear_cache()
+    return incremental.Incremental(estimator, shuffle_blocks=False, **params)
+
+
+# -- 1. one pass of SGDClassifier -------------------------------------------------
+def one_pass(settings: Settings) -> list[Row]:
+    """SGDClassifier, one pass over raw and zstd zarr: reads overlap fits."""
+    rows_, chunk = settings.pick((2_000_000, 250_000), (20_000_000, 500_000))
+    repeats = 3
+    out = []
+    for compressed in (False, True):
+        folder, X, y = _prepared(settings, rows_, chunk, compressed)
+        read_wall, read_cpu = _read_cpu(X, y)
+        runs = {
+            "ours": lambda X=X, y=y: _fresh(_sgd()).fit(X, y, classes=CLASSES),
+            "plain": lambda f=folder: plain_fit(
+                _sgd(), zarr_row_blocks(f), classes=CLASSES
+            ),
+        }
+        if dask_ml_wrappers() is not None:
+            runs["dask_ml"] = lambda X=X, y=y: _dask_ml(_sgd()).fit(
+                X, y, classes=CLASSES
+            )
+        t = median_times(runs, repeats)
+        fit_serial = float(np.median([fitting for _, fitting in t["plain"].results]))
+        limit = limit_seconds(read_cpu + fit_serial, fit_serial)
+        case = f"one pass, SGDClassifier, {_codec(compressed)} zarr"
+        size = _size(rows_, X.numblocks[0])
+        out += [
+            Row(
+                case,
+                size,
+                "reading alone: CPU seconds (wall in check)",
+                plain=read_cpu,
+                check=f"read in parallel in {read_wall:.2f} s",
+            ),
+            Row(
+                case,
+                size,
+                "partial_fit calls alone",
+                plain=fit_serial,
+                check="the serial chain",
+            ),
+            Row(
+                case,
+                size,
+                f"fit, median of {repeats}",
+                t["ours"].median,
+                t["plain"].median,
+                t["dask_ml"].median if "dask_ml" in t else None,
+                check=exactness(t["ours"].result, t["plain"].result[0]),
+                limit=limit,
+            ),
+        ]
+    return out
+
+
+# -- 2. several epochs --------------------------------------------------------------
+def _plain_epochs(folder: Path, epochs: int) -> tuple[Any, float]:
+    model, fitting = _sgd(), 0.0
+    for _ in range(epochs):
+        model, seconds = plain_fit(model, zarr_row_blocks(folder), classes=CLASSES)
+        fitting += seconds
+    return model, fitting
+
+
+def _dask_ml_epochs(X: Any, y: Any, epochs: int) -> Any:
+    model = _dask_ml(_sgd()).fit(X, y, classes=CLASSES)
+    for _ in range(epochs - 1):
+        model.partial_fit(X, y, classes=CLASSES)
+    return model
+
+
+def epochs(settings: Settings) -> list[Row]:
+    """Four epochs over zstd zarr: the block cache spares epochs 2-4 reading."""
+    rows_, chunk = settings.pick((1_000_000, 125_000), (10_000_000, 500_000))
+    n_epochs, repeats = 4, 3
+    folder, X, y = _prepared(settings, rows_, chunk, compressed=True)
+    _, read_cpu = _read_cpu(X, y)
+    runs = {
+        "ours": lambda: _fresh(_sgd(), max_epochs=n_epochs).fit(X, y, classes=CLASSES),
+        "plain": lambda: _plain_epochs(folder, n_epochs),
+    }
+    if dask_ml_wrappers() is not None:
+        runs["dask_ml"] = lambda: _dask_ml_epochs(X, y, n_epochs)
+    t = median_times(runs, repeats)
+    uncached = median_times(
+        {
+            "ours": lambda: _fresh(_sgd(), max_epochs=n_epochs, cache=False).fit(
+                X, y, classes=CLASSES
+            )
+        },
+        repeats,
+    )
+    fit_all = float(np.median([fitting for _, fitting in t["plain"].results]))
+    fit_epoch = fit_all / n_epochs
+    # With the cache, only the first epoch reads: then fitting alone.
+    limit_cached = limit_seconds(read_cpu + fit_epoch, fit_epoch) + fit_all - fit_epoch
+    limit_reading = limit_seconds(n_epochs * read_cpu + fit_all, fit_all)
+    case = f"{n_epochs} epochs, SGDClassifier, zstd zarr"
+    size = _size(rows_, X.numblocks[0])
+    check = exactness(t["ours"].result, t["plain"].result[0])
+    dask_ml = t["dask_ml"].median if "dask_ml" in t else None
+    return [
+        Row(
+            case,
+            size,
+            f"fit, block cache on (default), median of {repeats}",
+            t["ours"].median,
+            t["plain"].median,
+            dask_ml,
+            check=check,
+            limit=limit_cached,
+        ),
+        Row(
+            case,
+            size,
+            f"fit, cache=False, median of {repeats}",
+            uncached["ours"].median,
+            t["plain"].median,
+            dask_ml,
+            check="every epoch reads and decompresses again",
+            limit=limit_reading,
+        ),
+    ]
+
+
+# -- 3. the scaler's pass ---------------------------------------------------------
+def _max_relative_difference(a: Any, b: Any, names=("mean_", "var_")) -> float:
+    worst = 0.0
+    for name in names:
+        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        scale = np.maximum(np.abs(x), np.abs(y))
+        scale[scale == 0] = 1.0
+        worst = max(worst, float(np.max(np.abs(x - y) / scale)))
+    return worst
+
+
+def _dask_ml_scaler(X: Any) -> Any:
+    from dask_ml.preprocessing import StandardScaler
+
+    return StandardScaler().fit(X)
+
+
+def scaler_pass(settings: Settings) -> list[Row]:
+    """StandardScaler over raw and zstd zarr: batches fitted apart and merged."""
+    from sklearn.preprocessing import StandardScaler
+
+    rows_, chunk = settings.pick((2_000_000, 250_000), (20_000_000, 500_000))
+    repeats, out = 3, []
+    for compressed in (False, True):
+        folder, X, y = _prepared(settings, rows_, chunk, compressed)
+        _, read_cpu = _read_cpu(X, y)
+        runs = {
+            "ours": lambda X=X: _fresh(StandardScaler()).fit(X),
+            "serial": lambda X=X: _fresh(StandardScaler(), merge=False).fit(X),
+            "plain": lambda f=folder: plain_fit(
+                StandardScaler(), ((Xb, None) for Xb, _ in zarr_row_blocks(f))
+            ),
+        }
+        if dask_ml_wrappers() is not None:
+            runs["dask_ml"] = lambda X=X: _dask_ml_scaler(X)
+        t = median_times(runs, repeats)
+        fit_serial = float(np.median([fitting for _, fitting in t["plain"].results]))
+        limit = limit_seconds(read_cpu + fit_serial, 0.0)  # batches fit apart
+        plain_model = t["plain"].result[0]
+        difference = _max_relative_difference(t["ours"].result.estimator_, plain_model)
+        case = f"StandardScaler pass, {_codec(compressed)} zarr"
+        size = _size(rows_, X.numblocks[0])
+        dask_ml = t["dask_ml"].median if "dask_ml" in t else None
+        out += [
+            Row(
+                case,
+                size,
+                f"fit, merged (default), median of {repeats}",
+                t["ours"].median,
+                t["plain"].median,
+                dask_ml,
+                limit=limit,
+                check=f"mean_ and var_ within {difference:.1e} (relative) of the "
+                "plain loop; n_samples_seen_ equal; target ours/plain <= 0.6",
+            ),
+            Row(
+                case,
+                size,
+                f"fit, merge=False (serial), median of {repeats}",
+                t["serial"].median,
+                t["plain"].median,
+                dask_ml,
+                limit=limit_seconds(read_cpu + fit_serial, fit_serial),
+                check=exactness(
+                    t["serial"].result.estimator_, plain_model, ("mean_", "var_")
+                ),
+            ),
+        ]
+    return out
+
+
+# -- 4. a slow partial_fit on a cluster -----------------------------------------
+def _worker_peaks(client: Any) -> list[float]:
+    from ._memory import peak_rss_bytes
+
+    return [v / 1e6 for v in client.run(peak_rss_bytes).values()]
+
+
+def cluster_job(library: str, folder: str) -> dict:
+    """A slow fit on a fresh 2-worker LocalCluster: time and worker peaks."""
+    from distributed import Client, LocalCluster
+
+    from ._slow import SlowSGD
+
+    prepare_job()
+    X, y = load_dataset(folder)
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        wrap = _ours if library == "ours" else _dask_ml
+        wall, _, model = cpu_timed(
+            lambda: wrap(SlowSGD(random_state=0)).fit(X, y, classes=CLASSES)
+        )
+        peaks = _worker_peaks(client)
+    return {"seconds": wall, "worker_peak_mb": max(peaks), "coef": model.coef_}
+
+
+def cluster_slow_fit(settings: Settings) -> list[Row]:
+    """A partial_fit slower than reading, on a 2-worker LocalCluster, zstd data:
+    blocks are read on the workers ahead of the model, within a bound."""
+    rows_, chunk = settings.pick((2_000_000, 250_000), (10_000_000, 500_000))
+    folder = zarr_dataset(settings, rows_, chunk, compressed=True)
+    warm_page_cache(folder)
+    libraries = ["ours"] + (["dask_ml"] if dask_ml_wrappers() is not None else [])
+    results: dict[str, list[dict]] = {name: [] for name in libraries}
+    for _ in range(2):
+        for name in libraries:
+            results[name].append(in_fresh_process(cluster_job, name, str(folder)))
+    seconds = {
+        n: float(np.median([r["seconds"] for r in rs])) for n, rs in results.items()
+    }
+    peaks = {n: max(r["worker_peak_mb"] for r in rs) for n, rs in results.items()}
+    same = all(
+        np.array_equal(results["ours"][0]["coef"], r["coef"]) for r in results["ours"]
+    )
+    case = "slow partial_fit, LocalCluster 2 workers x 1 thread, zstd zarr"
+    size = _size(rows_, -(-rows_ // chunk))
+    return [
+        Row(
+            case,
+            size,
+            "fit, median of 2 (fresh cluster each)",
+            seconds["ours"],
+            None,
+            seconds.get("dask_ml"),
+            check="same coef_ in every run" if same else "coef_ DIFFER",
+        ),
+        Row(
+            case,
+            size,
+            "peak RSS of the busiest worker",
+            peaks["ours"],
+            None,
+            peaks.get("dask_ml"),
+            unit="MB",
+            check="target ours < 700 MB",
+        ),
+    ]
+
+
+def fit_with_cache_job(folder: str, cache: Any, epochs_: int) -> dict:
+    """Peak RSS of an epochs fit with a given block cache budget (fresh process)."""
+    prepare_job()
+    X, y = load_dataset(folder)
+    from ._common import rss_mb
+
+    baseline = rss_mb()
+    model = incremental.Incremental(
+        _sgd(), max_epochs=epochs_, shuffle_blocks=False, cache=cache
+    ).fit(X, y, classes=CLASSES)
+    info = incremental.cache_info()
+    return with_peak_rss(
+        {
+            "baseline_rss_mb": baseline,
+            "kept_mb": info["nbytes"] / 1e6,
+            "budget_mb": info["budget"] / 1e6,
+            "coef": model.coef_,
+        }
+    )
+
+
+def cache_memory(settings: Settings) -> list[Row]:
+    """Peak RSS of a 3-epoch fit with the cache off, at a fixed budget, and
+    at the default budget: under the budget plus a few blocks."""
+    rows_, chunk = settings.pick((4_000_000, 100_000), (8_000_000, 250_000))
+    folder = zarr_dataset(settings, rows_, chunk, compressed=True)
+    warm_page_cache(folder)
+    size = _size(rows_, -(-rows_ // chunk))
+    out = []
+    for cache in (False, "256MB", "auto"):
+        result = in_fresh_process(fit_with_cache_job, str(folder), cache, 3)
+        out.append(
+            Row(
+                "block cache and memory, 3 epochs, zstd zarr",
+                size,
+                f"peak RSS of fit, cache={cache!r}",
+                result["peak_rss_mb"],
+                unit="MB",
+                check=f"kept {result['kept_mb']:,.0f} MB of a budget of "
+                f"{result['budget_mb']:,.0f} MB; after imports "
+                f"{result['baseline_rss_mb']:.0f} MB",
+            )
+        )
+    return out
+
+
+THROUGHPUT_CASES = {
+    "one-pass": one_pass,
+    "epochs": epochs,
+    "scaler": scaler_pass,
+    "cluster-slow": cluster_slow_fit,
+    "cache-memory": cache_memory,
+}
