@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._blocks import is_dask_array, is_dask_frame, num_rows, whole_rows
+from ._cache import mark_transient
 from ._conventions import current_config, run_in_config
 from ._dask_compat import reported_partitions
 
@@ -192,10 +193,14 @@ def _lazy_output(X: Any, result: Any, meta: Any, *, estimator: Any, **common) ->
             X, values, None, estimator=estimator, as_array=True, **common
         )
         return dd.from_dask_array(array, columns=list(result.columns))
-    return X.map_blocks(
+    out = X.map_blocks(
         _apply_block,
         estimator,
         empty=_empty_like(result),
         **common,
         **_array_options(X, result, meta),
     )
+    # A pipeline's next stage fits on this; nothing reads its blocks again
+    # but that fit's own later epochs.
+    mark_transient(out)
+    return out

@@ -35,7 +35,7 @@ from dask.base import is_dask_collection
 from dask.core import get_dependencies
 
 from . import _dask_compat
-from ._cache import CACHE, FitCache, FitScope
+from ._cache import CACHE, FitCache, FitScope, is_transient
 
 
 class _Key(NamedTuple):
@@ -462,7 +462,12 @@ def check_input(value: Any, name: str = "X") -> None:
 
 
 def make_blocks(
-    X: Any, y: Any = None, *, cache_budget: int = 0, **per_sample: Any
+    X: Any,
+    y: Any = None,
+    *,
+    cache_budget: int = 0,
+    reread: bool = True,
+    **per_sample: Any,
 ) -> Blocks:
     """Align ``X``, ``y`` and per-sample parameters into row blocks.
 
@@ -473,7 +478,9 @@ def make_blocks(
     With ``cache_budget`` bytes, computed blocks are kept in the process's
     block cache (``_cache``) for the later epochs, the next pipeline stage
     and repeated fits, and blocks it holds are not computed again; call
-    ``Blocks.close()`` when the fit ends.
+    ``Blocks.close()`` when the fit ends. ``reread``: whether this fit reads
+    its blocks more than once (if not, a wrapper's own lazy output is not
+    kept at all).
 
     Examples
     --------
@@ -511,7 +518,7 @@ def make_blocks(
     cache = None
     if cache_budget > 0:
         graph, keys_per_collection, cache = _cached_graph(
-            list(lazy.values()), cache_budget
+            list(lazy.values()), cache_budget, reread
         )
     else:
         graph, keys_per_collection = _optimized_graph(list(lazy.values()))
@@ -535,9 +542,15 @@ def make_blocks(
     return Blocks(tuple(inputs), parts, graph, offsets, _nbytes(X), cache)
 
 
-def _source_scopes(collections: list[Any]) -> Callable[[Hashable], tuple | None]:
+def _source_scopes(
+    collections: list[Any], fit_only: tuple | None
+) -> Callable[[Hashable], tuple | None]:
     """For a graph key, the source layers its value depends on (the root
-    layers of the collections' HighLevelGraphs), or None when unknown."""
+    layers of the collections' HighLevelGraphs), or None when unknown.
+
+    Keys of a wrapper's own lazy output get ``fit_only`` instead: they are
+    kept for this fit alone (None: not kept).
+    """
     layers: dict = {}
     dependencies: dict = {}
     for collection in collections:
@@ -565,13 +578,15 @@ def _source_scopes(collections: list[Any]) -> Callable[[Hashable], tuple | None]
 
     def scope(key: Hashable) -> tuple | None:
         name = key[0] if isinstance(key, tuple) else key
-        return roots_of(name) if name in layers else None
+        if name not in layers:
+            return None
+        return fit_only if is_transient(layers[name]) else roots_of(name)
 
     return scope
 
 
 def _cached_graph(
-    collections: list[Any], budget: int
+    collections: list[Any], budget: int, reread: bool
 ) -> tuple[dict, list[list[Hashable]], FitCache]:
     """The blocks' graph with the block cache's help, and the fit's view of it.
 
@@ -580,9 +595,9 @@ def _cached_graph(
     are put into the unoptimised graph as data: optimising would fuse them
     away. Otherwise the graph is built as without a cache.
     """
-    scope_of = _source_scopes(collections)
-    raw, raw_keys = _dask_compat.lowered_graph(collections, optimize=False)
     fit_only = (FitScope(),)  # blocks of unknown source: kept for this fit
+    scope_of = _source_scopes(collections, fit_only if reread else None)
+    raw, raw_keys = _dask_compat.lowered_graph(collections, optimize=False)
     scopes = {key: scope for key in raw if (scope := scope_of(key)) is not None}
     cache = FitCache(CACHE, budget, scopes)
     part_keys = {key for block_keys in raw_keys for key in block_keys}
@@ -596,9 +611,10 @@ def _cached_graph(
         graph, keys = {**raw, **held}, raw_keys
     else:
         graph, keys = _optimized_graph(collections)
-    for block_keys in keys:
-        for key in block_keys:
-            cache.scopes.setdefault(key, fit_only)
+    if reread:
+        for block_keys in keys:
+            for key in block_keys:
+                cache.scopes.setdefault(key, fit_only)
     cache.mark_needed()
     return graph, keys, cache
 

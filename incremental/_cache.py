@@ -34,6 +34,9 @@ What this cache does instead:
   its first blocks and reads the rest, each epoch ("cache what fits").
 - The budget (``Incremental(cache=...)``) defaults to half the memory
   available when the fit starts (counting what the cache already holds).
+- A wrapper's own lazy output (the transform a pipeline's next stage fits
+  on) is read again only by the later epochs of that fit: its blocks are
+  kept for that fit only, and not at all by a fit of one epoch.
 """
 
 from __future__ import annotations
@@ -268,6 +271,25 @@ class BlockCache:
 
 #: The one cache of this process.
 CACHE = BlockCache()
+
+#: Ids of the graph layers whose blocks are a wrapper's own lazy output (a
+#: pipeline's next stage fits on them): kept only for the later epochs of
+#: one fit. (Layers are mappings, so not hashable: ids, dropped at death.)
+_TRANSIENT: set[int] = set()
+
+
+def mark_transient(collection: Any) -> None:
+    """Say that ``collection``'s blocks will not be read again after the fit
+    that reads them (but by its own later epochs)."""
+    graph = getattr(collection, "dask", None)
+    layer = getattr(graph, "layers", {}).get(getattr(collection, "name", None))
+    if layer is not None and id(layer) not in _TRANSIENT:
+        _TRANSIENT.add(id(layer))
+        weakref.finalize(layer, _TRANSIENT.discard, id(layer))
+
+
+def is_transient(layer: Any) -> bool:
+    return id(layer) in _TRANSIENT
 
 
 def clear_cache() -> None:

@@ -491,7 +491,8 @@ class Incremental(ParallelPostFit):
         self._add_classes(constant, y)
         on_cluster = _dask_compat.current_client() is not None
         budget = 0 if on_cluster else self._cache_budget()
-        blocks = make_blocks(X, y, cache_budget=budget, **per_sample)
+        reread = self.max_epochs > 1 or bool(self.early_stopping)
+        blocks = make_blocks(X, y, cache_budget=budget, reread=reread, **per_sample)
         try:
             return self._fit_blocks(blocks, X, constant, validation_data)
         finally:

@@ -234,3 +234,20 @@ def test_admission_never_drops_what_a_running_fit_needs():
     assert cache.lookup(scope, "a") is None and cache.lookup(scope, "c") is third
     assert not first.flags.writeable  # what was kept is read-only
     assert CACHE is not cache
+
+
+def test_next_stage_keeps_no_transformed_blocks_for_one_epoch(data):
+    Xn, yn = data
+    store, X = stored(Xn)
+    scaler = Incremental(StandardScaler(), shuffle_blocks=False).fit(X)
+    held = incremental.cache_info()["nbytes"]
+    assert held == N * 4 * 8  # the scaler's blocks of X
+    Xt = scaler.transform(X)
+    Incremental(SGDClassifier(), shuffle_blocks=False).fit(Xt, yn)
+    assert incremental.cache_info()["nbytes"] == held  # no transformed copy
+    assert store.reads == N // CHUNK
+    # with more epochs the transformed blocks serve them, then go with the fit
+    Incremental(SGDClassifier(), max_epochs=3).fit(Xt, yn)
+    gc.collect()
+    assert incremental.cache_info()["nbytes"] == held
+    assert store.reads == N // CHUNK

@@ -638,3 +638,87 @@ def test_ctrl_c_keeps_the_best_model_so_far(data):
     expected = search.best_estimator_.sgd_.score(X[rows].compute(), y[rows].compute())
     assert search.best_score_ == expected
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- scikit-learn conventions -------------------------------------------------------
+def test_a_search_has_no_partial_fit():
+    search = HyperbandSearchCV(SGDClassifier(), {"alpha": [1e-4, 1e-3]}, max_iter=3)
+    assert not hasattr(search, "partial_fit")  # its candidates learn in fit
+
+
+def test_routed_sample_weight_reaches_every_candidate():
+    import sklearn
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from incremental import Incremental
+
+    rng = np.random.default_rng(0)
+    X = da.from_array(rng.normal(size=(2_000, 3)), chunks=200)
+    y = (X[:, 0] > 0).astype(int)
+    w = rng.uniform(0.5, 2.0, 2_000)
+
+    def search(estimator):
+        return HyperbandSearchCV(
+            estimator, {"alpha": [1e-4, 1e-3]}, max_iter=3, random_state=0
+        )
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = Pipeline(
+            [
+                (
+                    "scale",
+                    Incremental(
+                        StandardScaler().set_partial_fit_request(sample_weight=False)
+                    ),
+                ),
+                (
+                    "search",
+                    search(
+                        SGDClassifier(random_state=0).set_partial_fit_request(
+                            sample_weight=True
+                        )
+                    ),
+                ),
+            ]
+        ).fit(X, y, sample_weight=w)
+    direct = search(SGDClassifier(random_state=0)).fit(
+        pipe[0].transform(X), y, sample_weight=w
+    )
+    unweighted = search(SGDClassifier(random_state=0)).fit(pipe[0].transform(X), y)
+    routed = pipe[-1].cv_results_["test_score"]
+    np.testing.assert_array_equal(routed, direct.cv_results_["test_score"])
+    assert not np.array_equal(routed, unweighted.cv_results_["test_score"])
+
+
+class ConfigSeen(ClassifierMixin, BaseEstimator):
+    """Records scikit-learn's assume_finite wherever it predicts."""
+
+    SEEN: list = []
+
+    def __init__(self, level=0):
+        self.level = level
+
+    def partial_fit(self, X, y, classes=None):
+        self.classes_ = np.asarray(classes)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X):
+        import sklearn
+
+        self.SEEN.append(sklearn.get_config()["assume_finite"])
+        return np.full(len(X), self.classes_[0])
+
+
+def test_validation_runs_in_the_callers_scikit_learn_configuration():
+    import sklearn
+
+    X = da.from_array(np.random.default_rng(1).normal(size=(600, 2)), chunks=100)
+    y = (X[:, 0] > 0).astype(int)
+    ConfigSeen.SEEN.clear()
+    with sklearn.config_context(assume_finite=True):
+        IncrementalSearchCV(
+            ConfigSeen(), {"level": [1]}, n_initial_parameters=1, max_iter=2
+        ).fit(X, y)
+    assert ConfigSeen.SEEN and all(ConfigSeen.SEEN)

@@ -21,6 +21,8 @@ import dask
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
+from sklearn.utils.metadata_routing import UNUSED
+from sklearn.utils.metaestimators import available_if
 
 from .. import _dask_compat
 from .._blocks import (
@@ -114,13 +116,23 @@ class BaseSearch(ParallelPostFit):
     ``_make_brackets()`` (checking their own parameters) and ``metadata``."""
 
     _with_bracket = False
+    # Metadata given to fit is handed to the candidates' partial_fit;
+    # validation_data is the search's own, never routed.
+    _CALLS = {"fit": "partial_fit"}
+    __metadata_request__fit = {"sample_weight": UNUSED, "validation_data": UNUSED}
+
+    @available_if(lambda self: False)
+    def partial_fit(  # pragma: no cover - never available
+        self, X, y=None, *, sample_weight=None, **fit_params
+    ):
+        """A search has no ``partial_fit``: its candidates learn in ``fit``."""
 
     # -- the parameters' meta for the post-fit methods ---------------------------
     def _meta_for(self, method: str) -> Any:
         return getattr(self, f"{method}_meta", None)
 
     # -- fit -----------------------------------------------------------------------
-    def fit(self, X, y=None, *, validation_data=None, **fit_params):
+    def fit(self, X, y=None, *, sample_weight=None, validation_data=None, **fit_params):
         """Search the candidates, each trained with ``partial_fit`` on the blocks
         of X, and keep the best.
 
@@ -130,6 +142,10 @@ class BaseSearch(ParallelPostFit):
             Its row blocks are the units of ``max_iter``.
         y : array-like, dask array or Series, optional
             Cut into X's row blocks.
+        sample_weight : array-like or dask array, optional
+            One weight per row of X, cut into X's blocks and passed to every
+            ``partial_fit`` call (with metadata routing on: when the
+            estimator's ``partial_fit`` requests it).
         validation_data : tuple (X_val, y_val), optional
             Score the candidates on these instead of holding out blocks of X
             (then ``test_size`` must be None).
@@ -159,6 +175,8 @@ class BaseSearch(ParallelPostFit):
             m.id: clone(self.estimator).set_params(**m.params) for m in schedule.models
         }
         limit = planned_positions(schedule.brackets)
+        if sample_weight is not None:
+            fit_params["sample_weight"] = sample_weight
         data = self._data(X, y, fit_params, validation_data, limit)
         try:
             source = classes_source(self.estimator, y is not None, data.constant, True)

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 from typing import Any
 
 import dask
@@ -47,6 +47,7 @@ from .._blocks import (
     describe_batch,
     num_rows,
 )
+from .._conventions import current_config, run_in_config
 from .._runners import interrupts_between_blocks
 from .._scoring import StreamingMetric
 from .._stream import BlockComputeError, BlockStream
@@ -274,12 +275,18 @@ class Validation:
         get: Callable,
         groups: int,
         pool: ThreadPoolExecutor | None = None,
+        config: dict | None = None,
     ):
         self.metric, self.blocks, self.get = metric, blocks, get
         self.indices = [int(i) for i in indices]
         self.n_groups = max(1, groups)
         self.pool = pool
         self.reads = 0  # validation blocks read (not served by the cache)
+        # Scoring runs in other threads (or workers) under the scikit-learn
+        # configuration of the thread that started the search.
+        self.score_group = partial(
+            run_in_config, current_config() if config is None else config, score_group
+        )
 
     def score(self, models: Sequence[Any]) -> list[tuple[float, float]]:
         """``(score, seconds scoring)`` for each model, in order."""
@@ -308,7 +315,7 @@ class Validation:
         keys: list[list[Hashable]] = []
         for group in groups:
             part, out = self.blocks.map_graph(
-                score_group, self.metric, ModelGroup(group), indices=self.indices
+                self.score_group, self.metric, ModelGroup(group), indices=self.indices
             )
             graph.update(part)
             keys.append(out)
@@ -321,7 +328,7 @@ class Validation:
         parts = self.blocks.compute(self.indices, self.get)
 
         def run(group: tuple, block: dict) -> Any:
-            return score_group(self.metric, ModelGroup(group), **block)
+            return self.score_group(self.metric, ModelGroup(group), **block)
 
         if self.pool is None:
             return [[run(g, block) for block in parts] for g in groups]
