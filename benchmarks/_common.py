@@ -1,8 +1,8 @@
 """What every benchmark case shares: settings, rows of the table, timing,
 memory in a fresh process, datasets on disk, the plain loop and dask-ml.
 
-The zarr dataset is the demo's (``incremental.demo.write_dataset``), so the
-benchmarks measure the data the README's first command makes.
+The zarr and parquet datasets are the demo's (``incremental.demo.write_dataset``),
+so the benchmarks measure the data the README's first command makes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from incremental.demo import write_dataset
+from incremental.demo import PARQUET_NAME, write_dataset
 
 from ._memory import peak_rss_bytes
 
@@ -179,6 +179,42 @@ def zarr_row_blocks(
     for start in range(0, stop, step):
         end = min(start + step, stop)
         yield X[start:end], y[start:end]
+
+
+def parquet_dataset(settings: Settings, rows: int, chunk_rows: int) -> Path:
+    """Folder of the demo's parquet dataset (one file per block), made if needed."""
+    folder = settings.data_dir / f"rows{rows}-chunks{chunk_rows}-seed{settings.seed}"
+    write_dataset(
+        folder, rows, chunk_rows=chunk_rows, seed=settings.seed, file_format="parquet"
+    )
+    return folder
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    """The parquet files of a folder in row order (dask writes part.0, part.1, ...)."""
+    return sorted(
+        folder.glob("part.*.parquet"), key=lambda p: int(p.name.split(".")[1])
+    )
+
+
+def parquet_row_blocks(
+    folder: Path, columns: list[str], stop: int | None = None
+) -> Iterator[Any]:
+    """One pandas DataFrame per file of the demo's parquet dataset, no dask.
+
+    Read with pyarrow, as a user without any wrapper would stream the files:
+    the plain loop's reader. ``stop`` ends the rows early (a held-out tail).
+    """
+    import pyarrow.parquet as pq
+
+    start = 0
+    for path in parquet_files(folder / PARQUET_NAME):
+        if stop is not None and start >= stop:
+            return
+        frame = pq.read_table(path, columns=columns).to_pandas()
+        rows = len(frame)
+        yield frame if stop is None else frame.iloc[: stop - start]
+        start += rows
 
 
 def synthetic(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ The "search" case (``_search.py``, registered beside these in
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from incremental.demo import load_dataset
+from incremental.demo import PARQUET_NAME, feature_names, load_dataset, load_frame
 
 from ._common import (
     CLASSES,
@@ -38,6 +39,9 @@ from ._common import (
     in_fresh_process,
     median_times,
     numpy_blocks,
+    parquet_dataset,
+    parquet_files,
+    parquet_row_blocks,
     plain_fit,
     prepare_job,
     rss_mb,
@@ -114,7 +118,7 @@ def _fresh_runs(
             try:
                 runs[library].append(in_fresh_process(job, library, *args))
             except Exception as error:  # reported in the table
-                failed[library] = {"error": f"{type(error).__name__}: {error}"}
+                failed[library] = {"error": _describe_failure(error)}
     results: dict[str, dict] = {"ours": {}, "plain": {}, "dask_ml": {}}
     for library, done in runs.items():
         if library in failed:
@@ -127,6 +131,18 @@ def _fresh_runs(
                 combined[key] = max(values) if key == "peak_rss_mb" else median(values)
         results[library] = combined
     return results
+
+
+def _describe_failure(error: BaseException) -> str:
+    """``Type: message``; for an error without a message (a bare ``assert``),
+    the line of the fresh process that raised it, from its traceback."""
+    text = f"{type(error).__name__}: {error}"
+    remote = str(getattr(error.__cause__, "tb", ""))
+    lines = re.findall(r'File "([^"]+)", line (\d+).*\n\s*(.+)', remote)
+    if str(error) or not lines:
+        return text
+    path, line, source = lines[-1]
+    return f"{text}{source.strip()} ({'/'.join(Path(path).parts[-2:])}, line {line})"
 
 
 def _failures(results: dict[str, dict]) -> str:
@@ -338,46 +354,29 @@ def _plain_pipeline(folder: Path, n_train: int, predictions: Path, seed: int):
     return scaler, sgd, fit_seconds, predict_seconds, in_partial_fit
 
 
-def pipeline_job(library: str, folder: str, n_train: int, seed: int) -> dict:
-    """Fit the reference pipeline with one library and predict zarr to zarr.
-
-    Runs in a fresh process. Returns the fit and predict seconds, held-out
-    accuracy, the fitted scaler and SGD, and memory figures (MB).
-    """
+def _library_pipeline(library: str, seed: int) -> tuple[Any, dict]:
+    """The reference pipeline of ``"ours"`` or ``"dask_ml"``, and its fit params."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    prepare_job()
-    folder = Path(folder)
-    predictions = folder / f"predictions-{library}.zarr"
-    shutil.rmtree(predictions, ignore_errors=True)
-    X, y = load_dataset(folder)
-    baseline = rss_mb()
-    extra = {}
-    if library == "plain":
-        scaler, sgd, fit_seconds, predict_seconds, floor = _plain_pipeline(
-            folder, n_train, predictions, seed
-        )
-        extra["partial_fit_seconds"] = floor
-    else:
-        if library == "ours":
-            pipe = make_pipeline(_ours(StandardScaler()), _ours(_sgd(seed)))
-            params = {}  # ours finds classes itself (one pass over y, timed)
-        else:
-            # dask-ml's Incremental checks for a score method in fit, which
-            # StandardScaler lacks (TypeError with scikit-learn 1.9): any
-            # scoring= passes the check and changes nothing else.
-            scaler = dask_ml_wrappers().Incremental(
-                StandardScaler(), shuffle_blocks=False, scoring="r2"
-            )
-            pipe = make_pipeline(scaler, _dask_ml(_sgd(seed)))
-            params = {"incremental-2__classes": CLASSES}
-        fit_seconds, _ = timed(lambda: pipe.fit(X[:n_train], y[:n_train], **params))
-        predict_seconds, _ = timed(lambda: pipe.predict(X).to_zarr(str(predictions)))
-        scaler, sgd = pipe[0].estimator_, pipe[1].estimator_
-    predicted = da.from_zarr(str(predictions))[n_train:].compute()
-    accuracy = float(np.mean(predicted == y[n_train:].compute()))
-    shutil.rmtree(predictions, ignore_errors=True)
+    if library == "ours":
+        # ours finds classes itself (one pass over y, timed)
+        return make_pipeline(_ours(StandardScaler()), _ours(_sgd(seed))), {}
+    # dask-ml's Incremental checks for a score method in fit, which
+    # StandardScaler lacks (TypeError with scikit-learn 1.9): any scoring=
+    # passes the check and changes nothing else.
+    scaler = dask_ml_wrappers().Incremental(
+        StandardScaler(), shuffle_blocks=False, scoring="r2"
+    )
+    pipe = make_pipeline(scaler, _dask_ml(_sgd(seed)))
+    return pipe, {"incremental-2__classes": CLASSES}
+
+
+def _job_result(fitted: tuple, accuracy: float, baseline: float) -> dict:
+    """What a pipeline job returns: ``fitted`` is (scaler, sgd, fit seconds,
+    predict seconds, seconds inside partial_fit or None)."""
+    scaler, sgd, fit_seconds, predict_seconds, floor = fitted
+    extra = {} if floor is None else {"partial_fit_seconds": floor}
     return with_peak_rss(
         {
             "fit_seconds": fit_seconds,
@@ -389,6 +388,116 @@ def pipeline_job(library: str, folder: str, n_train: int, seed: int) -> dict:
             **extra,
         }
     )
+
+
+def pipeline_job(library: str, folder: str, n_train: int, seed: int) -> dict:
+    """Fit the reference pipeline with one library and predict zarr to zarr.
+
+    Runs in a fresh process. Returns the fit and predict seconds, held-out
+    accuracy, the fitted scaler and SGD, and memory figures (MB).
+    """
+    prepare_job()
+    folder = Path(folder)
+    predictions = folder / f"predictions-{library}.zarr"
+    shutil.rmtree(predictions, ignore_errors=True)
+    X, y = load_dataset(folder)
+    baseline = rss_mb()
+    if library == "plain":
+        fitted = _plain_pipeline(folder, n_train, predictions, seed)
+    else:
+        pipe, params = _library_pipeline(library, seed)
+        fit_seconds, _ = timed(lambda: pipe.fit(X[:n_train], y[:n_train], **params))
+        predict_seconds, _ = timed(lambda: pipe.predict(X).to_zarr(str(predictions)))
+        fitted = (pipe[0].estimator_, pipe[1].estimator_, fit_seconds)
+        fitted += (predict_seconds, None)
+    predicted = da.from_zarr(str(predictions))[n_train:].compute()
+    accuracy = float(np.mean(predicted == y[n_train:].compute()))
+    shutil.rmtree(predictions, ignore_errors=True)
+    return _job_result(fitted, accuracy, baseline)
+
+
+def _plain_parquet_pipeline(folder: Path, n_train: int, predictions: Path, seed: int):
+    """StandardScaler then SGDClassifier by hand, file by file, parquet to
+    parquet, reading each file with pyarrow into pandas (no dask)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.preprocessing import StandardScaler
+
+    features = feature_names()
+    start = time.perf_counter()
+    in_partial_fit = 0.0  # time inside partial_fit only: no reading, no transform
+    scaler = StandardScaler()
+    for frame in parquet_row_blocks(folder, features, n_train):
+        began = time.perf_counter()
+        scaler.partial_fit(frame)
+        in_partial_fit += time.perf_counter() - began
+    sgd = _sgd(seed)
+    for frame in parquet_row_blocks(folder, [*features, "y"], n_train):
+        Xt = scaler.transform(frame[features])
+        began = time.perf_counter()
+        sgd.partial_fit(Xt, frame["y"], classes=CLASSES)
+        in_partial_fit += time.perf_counter() - began
+    fit_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    predictions.mkdir()
+    for i, frame in enumerate(parquet_row_blocks(folder, features)):
+        predicted = sgd.predict(scaler.transform(frame))
+        pq.write_table(
+            pa.table({"prediction": predicted}), predictions / f"part.{i}.parquet"
+        )
+    predict_seconds = time.perf_counter() - start
+    return scaler, sgd, fit_seconds, predict_seconds, in_partial_fit
+
+
+def _predict_to_parquet(pipe: Any, frame: Any, predictions: Path) -> None:
+    """The demo's way: predictions of a DataFrame, one file per partition."""
+    import dask.dataframe as dd
+
+    predicted = pipe.predict(frame[feature_names()])
+    dd.from_dask_array(predicted, columns=["prediction"], index=frame.index).to_parquet(
+        str(predictions), compression=None, write_index=True
+    )
+
+
+def _held_out(folder: Path, column: str, n_train: int) -> np.ndarray:
+    """``column`` of the rows after ``n_train``, read file by file in order."""
+    import pyarrow.parquet as pq
+
+    parts = [pq.read_table(path, columns=[column]) for path in parquet_files(folder)]
+    return np.concatenate([part[column].to_numpy() for part in parts])[n_train:]
+
+
+def parquet_pipeline_job(library: str, folder: str, n_train: int, seed: int) -> dict:
+    """The reference pipeline on the parquet dataset with one library.
+
+    Ours and dask-ml fit on dask DataFrames read back from the files,
+    ``X, y = frame[features], frame["y"]``, and write predictions to parquet
+    as the demo does; the plain loop reads each file with pyarrow. Runs in a
+    fresh process and returns what :func:`pipeline_job` returns.
+    """
+    prepare_job()
+    folder = Path(folder)
+    predictions = folder / f"predictions-{library}.parquet"
+    shutil.rmtree(predictions, ignore_errors=True)
+    baseline = rss_mb()
+    if library == "plain":
+        fitted = _plain_parquet_pipeline(folder, n_train, predictions, seed)
+    else:
+        frame = load_frame(folder)
+        train = frame.loc[: n_train - 1]  # by row number, as the demo holds out
+        X, y = train[feature_names()], train["y"]
+        pipe, params = _library_pipeline(library, seed)
+        fit_seconds, _ = timed(lambda: pipe.fit(X, y, **params))
+        predict_seconds, _ = timed(
+            lambda: _predict_to_parquet(pipe, frame, predictions)
+        )
+        fitted = (pipe[0].estimator_, pipe[1].estimator_, fit_seconds)
+        fitted += (predict_seconds, None)
+    predicted = _held_out(predictions, "prediction", n_train)
+    labels = _held_out(folder / PARQUET_NAME, "y", n_train)
+    shutil.rmtree(predictions, ignore_errors=True)
+    return _job_result(fitted, float(np.mean(predicted == labels)), baseline)
 
 
 def reference_pipeline(settings: Settings) -> list[Row]:
@@ -406,87 +515,110 @@ def reference_pipeline(settings: Settings) -> list[Row]:
     rows = []
     for n_rows, chunk, compare in sizes:
         folder = zarr_dataset(settings, n_rows, chunk)
-        n_train = n_rows - max(1, n_rows // 100)  # the last 1% held out
-        libraries = ["ours"]
-        if compare:
-            libraries.append("plain")
-            if dask_ml_wrappers() is not None:
-                libraries.append("dask_ml")
-        # One run of the 20M-row comparison varied by 20% between full runs
-        # (the machine is shared); the 100M-row run alone takes minutes.
-        repeats = 3 if compare else 1
-        times = f", median of {repeats}" if repeats > 1 else ""
-        warm_page_cache(folder)
-        get = _fresh_runs(
-            pipeline_job,
-            libraries,
-            str(folder),
-            n_train,
-            settings.seed,
-            repeats=repeats,
+        rows += _compare_pipelines(
+            pipeline_job, folder, n_rows, chunk, compare, settings.seed, "zarr"
         )
-        check = _failures(get)
-        if "sgd" in get["plain"] and "sgd" in get["ours"]:
-            exact = same_state(
-                get["ours"]["scaler"], get["plain"]["scaler"], ("mean_", "var_")
-            ) and same_state(get["ours"]["sgd"], get["plain"]["sgd"])
-            check += (
-                "ours == plain bit for bit (scaler and SGD)"
-                if exact
-                else "ours != plain: NOT EXACT"
+    return rows
+
+
+def _compare_pipelines(
+    job: Any,
+    folder: Path,
+    n_rows: int,
+    chunk: int,
+    compare: bool,
+    seed: int,
+    file_format: str,
+) -> list[Row]:
+    """The rows of one size of the reference pipeline, ``job`` run per library."""
+    n_train = n_rows - max(1, n_rows // 100)  # the last 1% held out
+    libraries = ["ours"]
+    if compare:
+        libraries.append("plain")
+        if dask_ml_wrappers() is not None:
+            libraries.append("dask_ml")
+    # One run of the 20M-row comparison varied by 20% between full runs
+    # (the machine is shared); the 100M-row run alone takes minutes.
+    repeats = 3 if compare else 1
+    times = f", median of {repeats}" if repeats > 1 else ""
+    warm_page_cache(folder)
+    get = _fresh_runs(job, libraries, str(folder), n_train, seed, repeats=repeats)
+    check = _failures(get)
+    if "sgd" in get["plain"] and "sgd" in get["ours"]:
+        exact = same_state(
+            get["ours"]["scaler"], get["plain"]["scaler"], ("mean_", "var_")
+        ) and same_state(get["ours"]["sgd"], get["plain"]["sgd"])
+        check += (
+            "ours == plain bit for bit (scaler and SGD)"
+            if exact
+            else "ours != plain: NOT EXACT"
+        )
+    size = _size(n_rows, -(-n_rows // chunk))
+    case = "reference pipeline" + ("" if file_format == "zarr" else f" ({file_format})")
+    rows = []
+    for measure, key, unit in [
+        (f"fit (2 passes){times}", "fit_seconds", "s"),
+        (f"predict, {file_format} to {file_format}{times}", "predict_seconds", "s"),
+        ("accuracy, last 1% held out", "accuracy", ""),
+        ("peak RSS of the process", "peak_rss_mb", "MB"),
+    ]:
+        note = check if key == "fit_seconds" else ""
+        if key == "peak_rss_mb":
+            note = "after imports: " + ", ".join(
+                f"{lib} {get[lib]['baseline_rss_mb']:.0f} MB"
+                for lib in libraries
+                if "baseline_rss_mb" in get[lib]
             )
-        size = _size(n_rows, -(-n_rows // chunk))
-        case = "reference pipeline"
-        floor, floor_row = get["plain"].get("partial_fit_seconds"), None
-        if floor is not None:
-            # The scaler must see every block before the SGD sees the first,
-            # and each partial_fit call waits for the one before it, so no
-            # exact blockwise fit can take less than their sum.
-            note = "the floor for any exact blockwise fit: each call waits for the last"
-            if get["dask_ml"].get("fit_seconds") is not None:
-                target = 0.8 * get["dask_ml"]["fit_seconds"]
-                note += (
-                    f"; 0.8x dask-ml's fit = {target:.3g} s is "
-                    + ("below" if target < floor else "above")
-                    + " this floor"
-                )
-            floor_row = Row(
+        rows.append(
+            Row(
                 case,
                 size,
-                f"partial_fit calls alone, scaler then SGD{times}",
-                None,
-                floor,
-                None,
+                measure,
+                get["ours"].get(key),
+                get["plain"].get(key),
+                get["dask_ml"].get(key),
+                unit=unit,
                 check=note,
             )
-        for measure, key, unit in [
-            (f"fit (2 passes){times}", "fit_seconds", "s"),
-            (f"predict, zarr to zarr{times}", "predict_seconds", "s"),
-            ("accuracy, last 1% held out", "accuracy", ""),
-            ("peak RSS of the process", "peak_rss_mb", "MB"),
-        ]:
-            note = check if key == "fit_seconds" else ""
-            if key == "peak_rss_mb":
-                note = "after imports: " + ", ".join(
-                    f"{lib} {get[lib]['baseline_rss_mb']:.0f} MB"
-                    for lib in libraries
-                    if "baseline_rss_mb" in get[lib]
-                )
-            rows.append(
-                Row(
-                    case,
-                    size,
-                    measure,
-                    get["ours"].get(key),
-                    get["plain"].get(key),
-                    get["dask_ml"].get(key),
-                    unit=unit,
-                    check=note,
-                )
-            )
-            if key == "fit_seconds" and floor_row is not None:
-                rows.append(floor_row)
+        )
+        if key == "fit_seconds":
+            rows += _floor_row(case, size, times, get)
     return rows
+
+
+def _floor_row(case: str, size: str, times: str, get: dict[str, dict]) -> list[Row]:
+    """The plain loop's time inside partial_fit alone, if it ran."""
+    floor = get["plain"].get("partial_fit_seconds")
+    if floor is None:
+        return []
+    # The scaler must see every block before the SGD sees the first, and
+    # each partial_fit call waits for the one before it, so no exact
+    # blockwise fit can take less than their sum.
+    note = "the floor for any exact blockwise fit: each call waits for the last"
+    if get["dask_ml"].get("fit_seconds") is not None:
+        target = 0.8 * get["dask_ml"]["fit_seconds"]
+        note += (
+            f"; 0.8x dask-ml's fit = {target:.3g} s is "
+            + ("below" if target < floor else "above")
+            + " this floor"
+        )
+    measure = f"partial_fit calls alone, scaler then SGD{times}"
+    return [Row(case, size, measure, None, floor, None, check=note)]
+
+
+def reference_pipeline_parquet(settings: Settings) -> list[Row]:
+    """The reference pipeline on parquet files read as dask DataFrames.
+
+    As the origin blog post read its data: one file per block, ``X, y =
+    frame[features], frame["y"]``, predictions back to parquet. dask reads
+    the column ``y`` of such a frame in fewer partitions than it reports,
+    which is what the case checks each library survives.
+    """
+    n_rows, chunk = settings.pick((1_000_000, 125_000), (20_000_000, 500_000))
+    folder = parquet_dataset(settings, n_rows, chunk)
+    return _compare_pipelines(
+        parquet_pipeline_job, folder, n_rows, chunk, True, settings.seed, "parquet"
+    )
 
 
 # -- 4. predicting and scoring many small blocks --------------------------------
@@ -675,6 +807,7 @@ CASES = {
     "overhead": per_block_overhead,
     "out-of-core": out_of_core_fit,
     "pipeline": reference_pipeline,
+    "pipeline-parquet": reference_pipeline_parquet,
     "predict": predict_score_small_blocks,
     "memory": memory_scaling,
     "distributed": distributed_fit,

@@ -9,6 +9,8 @@ Public surface:
 - ``STREAMING_METRICS``: the scoring names that are reduced block by block.
 - :class:`NotStreamableError`: raised where a metric must be reduced block by
   block and cannot be.
+- :class:`IndexMismatchWarning`: blocks of X and y are pandas objects with
+  other indexes (rows are paired by position, as scikit-learn pairs them).
 - :func:`clear_cache`, :func:`cache_info`: the blocks fits keep in memory.
 - ``MERGEABLE``, :func:`register_merge`: estimators fitted in parallel by
   merging the states of batches fitted apart.
@@ -19,6 +21,7 @@ Public surface:
 How the package is built: ``ARCHITECTURE.md`` at the repository's root.
 """
 
+from ._blocks import IndexMismatchWarning
 from ._cache import cache_info, clear_cache
 from ._incremental import Incremental
 from ._merge import MERGES as MERGEABLE
@@ -35,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HyperbandSearchCV",
     "Incremental",
+    "IndexMismatchWarning",
     "IncrementalSearchCV",
     "MERGEABLE",
     "NotStreamableError",

@@ -3,11 +3,12 @@
 One function serves every post-fit method (``predict``, ``predict_proba``,
 ``transform``, ...): dask array in gives a lazy dask array out through
 ``map_blocks``; dask DataFrame in gives a lazy dask array through
-``map_partitions`` (a lazy dask DataFrame where the estimator returns pandas,
-as after ``set_output(transform="pandas")``); anything else gives the
-estimator's own result. The output's type, dtype and width are learned by
-calling the method on one row. scikit-learn's configuration where the graph
-is built is the one each block runs in.
+``map_partitions`` (one block per partition the frame reports, whatever
+dask's optimiser would read; a lazy dask DataFrame where the estimator
+returns pandas, as after ``set_output(transform="pandas")``); anything else
+gives the estimator's own result. The output's type, dtype and width are
+learned by calling the method on one row. scikit-learn's configuration where
+the graph is built is the one each block runs in.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import scipy.sparse as sp
 from ._blocks import is_dask_array, is_dask_frame, num_rows, whole_rows
 from ._cache import mark_transient
 from ._conventions import current_config, run_in_config
+from ._dask_compat import reported_partitions
 
 POSTFIT_METHODS = (
     "predict",
@@ -167,14 +169,19 @@ def _lazy_output(X: Any, result: Any, meta: Any, *, estimator: Any, **common) ->
     """The lazy collection of one output shaped like ``result`` (one row's)."""
     if is_dask_frame(X):
         meta = _empty_like(result if meta is None else meta)
-        return X.map_partitions(
-            _apply_block,
-            estimator,
-            empty=meta,
-            meta=meta,
-            enforce_metadata=False,
-            **common,
-        )
+        # An array output is made (and optimised) here: with dask's partition
+        # tuning on, the output of a parquet frame's columns could have fewer
+        # blocks than X has partitions, and no longer line up with a y taken
+        # from the same frame.
+        with reported_partitions():
+            return X.map_partitions(
+                _apply_block,
+                estimator,
+                empty=meta,
+                meta=meta,
+                enforce_metadata=False,
+                **common,
+            )
     if _is_frame(result):
         # set_output(transform="pandas") on array input: scikit-learn gives a
         # DataFrame indexed 0..n-1, which is what a dask DataFrame made from

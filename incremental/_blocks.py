@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -115,15 +116,71 @@ def n_blocks_of(X: Any) -> int:
 
 
 def compute_row_chunks(X: Any) -> tuple[int, ...]:
-    """Rows in each block, computing them if dask does not know (one pass)."""
+    """Rows in each block, computing them if dask does not know (one pass).
+
+    The counts are those of the blocks :func:`make_blocks` cuts: an array's
+    are counted on its own graph, a frame's for each partition it reports.
+    """
     known = row_chunks(X)
     if known is not None:
         return known
     if is_dask_array(X):
         return tuple(map(int, X.compute_chunk_sizes().chunks[0]))
     if is_dask_frame(X):
-        return tuple(int(n) for n in X.map_partitions(len).compute())
+        return _partition_lengths(X)
     return (num_rows(X),)
+
+
+def _partition_lengths(frame: Any) -> tuple[int, ...]:
+    """Rows of each partition ``frame.npartitions`` reports (one pass)."""
+    # Without this, a column of a parquet frame is counted in the fewer,
+    # larger partitions dask's optimiser reads (6 counts for 40 partitions).
+    with _dask_compat.reported_partitions():
+        counts = tuple(int(n) for n in frame.map_partitions(len).compute())
+    if len(counts) == frame.npartitions:
+        return counts
+    # A dask that tunes whatever we ask: count on the graph make_blocks
+    # builds, which is lowered without tuning (and reads every column).
+    return tuple(make_blocks(frame).map_blocks(_rows_of_x))
+
+
+def _rows_of_x(X: Any) -> int:
+    return num_rows(X)
+
+
+def frame_as_array(frame: Any) -> da.Array:
+    """A dask DataFrame or Series as a lazy dask array, a block per partition.
+
+    The rows of each block stay unknown (NaN) until something counts them.
+    Not ``frame.to_dask_array(lengths=True)``: dask makes the array from the
+    frame optimised, where a parquet column may be read in fewer partitions
+    than the frame reports, and then refuses the lengths it counted
+    ("6 != 40"). Made with dask's partition tuning off, the array has one
+    block per reported partition; on a dask that cannot turn tuning off it
+    may have fewer, which :func:`make_blocks` handles by counting rows.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd
+    >>> import pandas as pd
+    >>> y = dd.from_pandas(pd.Series([1, 2, 3, 4, 5]), npartitions=2)
+    >>> frame_as_array(y).chunks
+    ((nan, nan),)
+    """
+    numpy_dtype = getattr(getattr(frame, "dtype", None), "numpy_dtype", None)
+    with _dask_compat.reported_partitions():
+        if numpy_dtype is None:
+            return frame.to_dask_array()
+        # A Series of a pandas extension dtype (Int64, boolean, int64[pyarrow])
+        # would come out as objects, which scikit-learn refuses as labels of
+        # unknown type; each partition gives its NumPy values instead (floats
+        # with NaN where a value is missing, which the classes pass names).
+        meta = np.empty(0, dtype=numpy_dtype)
+        return frame.map_partitions(_series_values, meta=meta)
+
+
+def _series_values(part: Any) -> np.ndarray:
+    return part.to_numpy()
 
 
 def describe_type(value: Any) -> str:
@@ -344,8 +401,8 @@ def _align_dask(name: str, value: Any, X: Any, n_blocks: int) -> Any:
     """``value`` as a dask collection with exactly X's row blocks."""
     if is_dask_frame(value):
         if is_dask_frame(X) and value.npartitions == n_blocks:
-            return value
-        value = value.to_dask_array(lengths=True)
+            return value  # lowered with X into one graph: the same partitions
+        value = frame_as_array(value)
     value = whole_rows(value)
     if value.ndim == 0:
         raise ValueError(f"{name} must have one entry per row of X, got a scalar")
@@ -371,21 +428,36 @@ def _split_in_memory(name: str, value: Any, X: Any) -> list[Any]:
     return [take_rows(value, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def check_input(X: Any) -> None:
-    """Raise a TypeError naming what X is when it cannot be cut into row blocks."""
-    if is_dask_collection(X):
-        if not (is_dask_array(X) or is_dask_frame(X)):
+def check_input(value: Any, name: str = "X") -> None:
+    """Raise a TypeError naming what ``value`` (X, or ``name``) is when it
+    cannot be cut into row blocks.
+
+    Examples
+    --------
+    >>> check_input(3.0, "y")
+    Traceback (most recent call last):
+    ...
+    TypeError: y must be a dask array or DataFrame, or an in-memory array-like with one entry per row of X, got builtins.float
+    """
+    rows = "one row per sample" if name == "X" else "one entry per row of X"
+    if is_dask_collection(value):
+        if not (is_dask_array(value) or is_dask_frame(value)):
             raise TypeError(
-                "X must be an array-like or a dask array or DataFrame, got "
-                f"{describe_type(X)}"
+                f"{name} must be an array-like or a dask array or DataFrame, got "
+                f"{describe_type(value)}"
             )
         return
+    # A string, a dict or a set has a length but no rows: a string would be
+    # read as one row per character. (scipy's DOK matrices are dicts too.)
+    no_rows = isinstance(value, str | bytes | Mapping | set | frozenset)
     try:
-        num_rows(X)
+        if (no_rows and not sp.issparse(value)) or getattr(value, "ndim", 1) == 0:
+            raise TypeError
+        num_rows(value)
     except TypeError:
         raise TypeError(
-            "X must be a dask array or DataFrame, or an in-memory array-like with "
-            f"one row per sample, got {describe_type(X)}"
+            f"{name} must be a dask array or DataFrame, or an in-memory "
+            f"array-like with {rows}, got {describe_type(value)}"
         ) from None
 
 
@@ -451,6 +523,7 @@ def make_blocks(
     else:
         graph, keys_per_collection = _optimized_graph(list(lazy.values()))
     keys = dict(zip(lazy, keys_per_collection))
+    _check_graph(graph, keys, n_blocks, inputs)
 
     def part(name: str, i: int) -> Any:
         if name not in keys:
@@ -546,6 +619,35 @@ def _cached_graph(
     return graph, keys, cache
 
 
+def _check_graph(
+    graph: dict, keys: dict[str, list[Hashable]], n_blocks: int, inputs: dict
+) -> None:
+    """Raise if dask's graph does not give each input exactly X's blocks.
+
+    Everything after make_blocks takes block i of every input; a graph that
+    disagrees with what its collection reports must stop here, named, not
+    as an IndexError, a KeyError or a misalignment later.
+    """
+    for name, block_keys in keys.items():
+        if len(block_keys) != n_blocks:
+            raise RuntimeError(
+                f"dask's graph of {name} ({describe_type(inputs[name])}) has "
+                f"{len(block_keys)} blocks where X has {n_blocks}: dask changed "
+                f"its partitions while building the graph, so the rows of {name} "
+                "cannot be paired with X's; compute it into memory first"
+            )
+        missing = next((i for i, k in enumerate(block_keys) if k not in graph), None)
+        # On a cluster, the blocks of a persisted collection are held there.
+        if missing is not None and _dask_compat.current_client() is None:
+            raise RuntimeError(
+                f"dask's graph of {name} has no task for its block {missing} of "
+                f"{n_blocks}, so it cannot be computed (dask loses blocks when "
+                "some columns of a parquet frame are persisted, dask/dask#12488); "
+                "do not persist it, or persist the whole frame before selecting "
+                "columns"
+            )
+
+
 def _nbytes(X: Any) -> float:
     """Bytes of X when known without computing (dask arrays, NumPy), else NaN."""
     if is_dask_array(X) or isinstance(X, np.ndarray):
@@ -567,6 +669,23 @@ def check_block_rows(block: dict[str, Any], where: str | Callable[[], str]) -> N
                 f"{where}: X has {n} rows but {name} has {num_rows(value)}; "
                 f"X and {name} must have one entry per row"
             )
+    X, y = block["X"], block.get("y")
+    if hasattr(X, "iloc") and hasattr(y, "iloc") and not X.index.equals(y.index):
+        warnings.warn(_OTHER_INDEX, IndexMismatchWarning, stacklevel=2)
+
+
+class IndexMismatchWarning(UserWarning):
+    """A block of X and its block of y are pandas objects with other indexes."""
+
+
+# One text for every block, so Python shows it once rather than per block.
+_OTHER_INDEX = (
+    "X and y have different indexes in some blocks: their rows are paired by "
+    "position, as scikit-learn pairs them, not by index. If y was read apart "
+    "from X (another read_parquet or reader, which may order files otherwise), "
+    "its rows may not be X's: take X and y from one DataFrame. Give y as an "
+    "array (y.to_dask_array()) to pair by position without this warning."
+)
 
 
 # A batch is a list of pieces: (block index, rows of that block or None for all).

@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ._blocks import default_get, is_dask_array, is_dask_frame, make_blocks, num_rows
+from ._blocks import (
+    default_get,
+    frame_as_array,
+    is_dask_array,
+    is_dask_frame,
+    make_blocks,
+    num_rows,
+)
 from ._plan import blocks_within
 from ._quirks import quirks_of
 
@@ -41,7 +48,7 @@ def find_classes(y: Any, estimator: Any) -> Any:
     """
     per_output = quirks_of(estimator).classes_per_output
     if is_dask_frame(y):
-        y = y.to_dask_array()
+        y = frame_as_array(y)  # blocks named in errors are y's partitions
     elif not is_dask_array(y):
         y = np.asarray(y)  # lists of lists and array-likes without a shape
     if y.ndim == 2 and y.shape[1] == 1 and not per_output:
@@ -113,5 +120,8 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
             raise _missing_error(parts, [blocks.describe(i) for i, _ in kept])
         found = labels if found is None else list(map(np.union1d, found, labels))
     if found is None:
-        raise ValueError("cannot find classes in an empty y")
+        raise ValueError(
+            "Found array with 0 sample(s): every block of y is empty, so it "
+            "has no classes to find and there is nothing to fit"
+        )
     return found

@@ -19,6 +19,10 @@ What is here, and what it buys:
 - :func:`suspended_progress_bars`: take the active ``ProgressBar``\\ s out of
   ``Callback.active`` while a fit runs, so they draw one bar per epoch; the
   fallback leaves them alone (one bar per scheduler call).
+- :func:`reported_partitions`: dask's partition tuning off (the config key
+  ``optimization.tune.active``, dask >= 2025.12), so that a DataFrame is
+  computed in exactly the partitions its ``npartitions`` reports; the
+  fallback (an older dask) leaves tuning on, and callers check the counts.
 - :func:`with_callbacks_given`: a local scheduler's ``get`` that is handed
   the callbacks active now (``Callback.active``), so that calls from several
   threads at once do not lose the user's ``Profiler``; the fallback is
@@ -70,11 +74,16 @@ def lowered_graph(collections: Sequence[Any], optimize: bool) -> GraphAndKeys:
     Lowered completely, as ``dask.compute`` does, so that expressions (a
     DataFrame repartition, say) become tasks. ``optimize=False`` skips dask's
     graph optimisation (culling, fusion), which costs about 15 us per task.
+    Lowering never tunes partitions (see :func:`reported_partitions`), so a
+    DataFrame gets one key per partition it reports.
     """
     try:
         to_expr = _internal("dask.base", "collections_to_expr")
         expr = to_expr(list(collections), optimize_graph=optimize)
-        expr = expr.lower_completely()
+        # Lowering does not tune today; should a dask release start to (as
+        # array expressions would), the partitions must still be the reported ones.
+        with reported_partitions():
+            expr = expr.lower_completely()
         keys = [list(flatten(k)) for k in expr.__dask_keys__()]
         return dict(expr.__dask_graph__()), keys
     except _Fallback:
@@ -135,6 +144,41 @@ def low_level_fusion_off() -> Iterator[None]:
             yield
     else:
         yield
+
+
+#: dask's switch for its partition tuning (dask/dask#12194, dask 2025.12).
+TUNE_KEY = "optimization.tune.active"
+
+
+@contextlib.contextmanager
+def reported_partitions() -> Iterator[bool]:
+    """dask's partition tuning off meanwhile; yields whether it could be.
+
+    When a query reads some columns of a parquet dataset, dask's optimiser
+    ("tune") reads several files per partition, so ``df["y"]`` computes 6
+    partitions of a frame whose ``npartitions`` says 40, and a frame turned
+    into an array (which dask optimises when the array is made) has fewer
+    blocks than partitions. With tuning off every view of a frame has the
+    partitions it reports. Hold this around making an array from a frame and
+    around computing anything per partition; it is process-wide, like every
+    ``dask.config.set``, so hold it only while building graphs or counting.
+
+    The fallback, on a dask without the switch, leaves tuning on and yields
+    False: blocks may then differ from partitions, and callers must count
+    them rather than assume them.
+
+    Examples
+    --------
+    >>> import dask
+    >>> with reported_partitions() as off:
+    ...     print(off, dask.config.get(TUNE_KEY))
+    True False
+    """
+    if FORCE_FALLBACK or dask.config.get(TUNE_KEY, None) is None:
+        yield False
+        return
+    with dask.config.set({TUNE_KEY: False}):
+        yield True
 
 
 # -- diagnostics --------------------------------------------------------------

@@ -429,6 +429,8 @@ class Incremental(ParallelPostFit):
         if self.merge not in ("auto", True, False):
             raise ValueError(f"merge must be 'auto', True or False, got {self.merge!r}")
         check_input(X)
+        if y is not None:
+            check_input(y, "y")
         _check_target(self.estimator, y)
 
     def _check_estimator_fits_blockwise(

@@ -11,7 +11,8 @@ clock, so it is tested without dask computing anything.
 Random draws follow one documented sequence from
 ``rng = sklearn.utils.check_random_state(random_state)``: first the held-out
 blocks (``rng.permutation(n_blocks)[:n_held]``, when early stopping holds
-out blocks), then one ``rng.permutation(train_blocks)`` per epoch.
+out blocks), then one ``rng.permutation(train_blocks)`` per epoch, drawn
+when the epoch starts (so a fit stopped early draws no more).
 """
 
 from __future__ import annotations
@@ -151,19 +152,58 @@ def hold_out(
     return np.setdiff1d(np.arange(n_blocks), held), held
 
 
+class EpochOrders(Sequence):
+    """The order of the training blocks in each epoch, drawn as it is reached.
+
+    Epoch ``e`` visits the blocks in the ``e``-th ``rng.permutation(train)``
+    (``train`` itself without shuffling), the same orders as drawing them
+    all at once; drawing each when the fit first asks for it keeps a fit
+    with a huge ``max_epochs`` (stopped early, or by Ctrl-C) from drawing,
+    and holding, millions of orders before its first block.
+
+    Examples
+    --------
+    >>> orders = EpochOrders(np.arange(3), 10**12, True, np.random.RandomState(0))
+    >>> len(orders), orders[1].tolist()
+    (1000000000000, [2, 0, 1])
+    >>> [o.tolist() for o in EpochOrders(np.arange(3), 2, False, None)]
+    [[0, 1, 2], [0, 1, 2]]
+    """
+
+    def __init__(
+        self, train: np.ndarray, n_epochs: int, shuffle: bool, rng: Any
+    ) -> None:
+        self.train = train
+        self.n_epochs = n_epochs
+        self.shuffle = shuffle
+        self._rng = rng
+        self._drawn: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return self.n_epochs
+
+    def __getitem__(self, epoch: int) -> np.ndarray:  # type: ignore[override]
+        if not -self.n_epochs <= epoch < self.n_epochs:
+            raise IndexError(f"epoch {epoch} of {self.n_epochs}")
+        epoch %= self.n_epochs
+        if not self.shuffle:
+            return self.train
+        while len(self._drawn) <= epoch:  # in order: the documented sequence
+            self._drawn.append(self._rng.permutation(self.train))
+        return self._drawn[epoch]
+
+
 def epoch_orders(
     train: np.ndarray, n_epochs: int, shuffle: bool, rng: np.random.RandomState
-) -> list[np.ndarray]:
-    """The order of the training blocks in each epoch.
+) -> EpochOrders:
+    """The order of the training blocks in each epoch (see :class:`EpochOrders`).
 
     Examples
     --------
     >>> [o.tolist() for o in epoch_orders(np.arange(3), 2, False, None)]
     [[0, 1, 2], [0, 1, 2]]
     """
-    if not shuffle:
-        return [train] * n_epochs
-    return [rng.permutation(train) for _ in range(n_epochs)]
+    return EpochOrders(train, n_epochs, shuffle, rng)
 
 
 def plan_batches(
@@ -214,8 +254,9 @@ class FitPlan:
         The blocks trained on (all but the held-out ones).
     held_out : array of int or None
         The blocks kept for validation, never trained on.
-    orders : list of array of int
-        The order of the training blocks in each epoch.
+    orders : sequence of array of int
+        The order of the training blocks in each epoch, drawn as the fit
+        reaches it (:class:`EpochOrders`).
     rows : tuple of int or None
         Rows of each block; needed only with ``batch_size``.
     batch_size : int or None
@@ -223,7 +264,7 @@ class FitPlan:
 
     train: np.ndarray
     held_out: np.ndarray | None
-    orders: list[np.ndarray]
+    orders: Sequence[np.ndarray]
     rows: tuple[int, ...] | None = None
     batch_size: int | None = None
 

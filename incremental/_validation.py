@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from ._blocks import Blocks, describe_type, is_dask_frame, make_blocks
+from ._blocks import Blocks, describe_type, is_dask_frame, make_blocks, rows_or_nan
 from ._scoring import metric_for, score_blocks
 
 
@@ -46,6 +47,12 @@ def check_validation_data(validation_data: Any, X: Any) -> tuple[Any, Any]:
             f"{describe_type(validation_data)}"
         )
     X_val, y_val = validation_data
+    n_x, n_y = rows_or_nan(X_val), rows_or_nan(y_val)
+    if not (math.isnan(n_x) or math.isnan(n_y)) and n_x != n_y:
+        raise ValueError(
+            f"validation_data's X_val has {int(n_x)} rows but y_val has "
+            f"{int(n_y)}: y_val must have one label per row of X_val"
+        )
     wanted, given = _n_features(X), _n_features(X_val)
     if wanted is not None and given is not None and wanted != given:
         raise ValueError(
@@ -70,9 +77,25 @@ def validation_scorer(
     metric = metric_for(estimator, scoring)
     if validation_data is not None:
         X_val, y_val = validation_data
-        held = make_blocks(X_val, y_val)
-        return lambda model: score_blocks(model, metric, held)
+        try:
+            held = make_blocks(X_val, y_val)
+        except ValueError as error:
+            error.add_note(_ABOUT_VALIDATION_DATA)
+            raise
+        return partial(_score_validation_data, metric=metric, blocks=held)
     return lambda model: score_blocks(model, metric, blocks, held_out)
+
+
+# Errors about validation data call its parts "X" and "y"; say which they are.
+_ABOUT_VALIDATION_DATA = "incremental: X and y here are validation_data's X_val, y_val"
+
+
+def _score_validation_data(model: Any, metric: Any, blocks: Blocks) -> float:
+    try:
+        return score_blocks(model, metric, blocks)
+    except Exception as error:
+        error.add_note(_ABOUT_VALIDATION_DATA)
+        raise
 
 
 class EarlyStopping:

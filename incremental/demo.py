@@ -4,22 +4,23 @@ This is the README's first command::
 
     python -m incremental.demo                     # 20,000,000 rows (3.4 GB)
     python -m incremental.demo --rows 100_000_000  # the 16.8 GB reference
+    python -m incremental.demo --format parquet    # dask DataFrames, as the post
     python -m incremental.demo --out /data/demo --chunk-rows 250_000 --seed 1
 
 It writes a synthetic binary classification dataset (float64 ``X`` with 20
-features, integer ``y``) as zarr arrays into ``--out``, one block at a time, so
-making the data is out of core too; a later run with the same rows, chunks
-and seed reuses it. It then fits::
+features, integer ``y``) into ``--out``, one block at a time, so making the
+data is out of core too; a later run with the same rows, chunks and seed
+reuses it. It then fits::
 
     make_pipeline(
         Incremental(StandardScaler(), shuffle_blocks=False),
         Incremental(SGDClassifier(random_state=seed), random_state=seed),
     )
 
-on ``X`` read back from disk, holding out the last 1% of the rows, predicts
-every row from disk back to disk (``predictions.zarr``), and prints the fit
-time, the predict time, the accuracy on the held-out rows and the peak memory
-of the process. What the cores did meanwhile is drawn as ``profile.png``
+on the data read back from disk, holding out the last 1% of the rows,
+predicts every row from disk back to disk, and prints the fit time, the
+predict time, the accuracy on the held-out rows and the peak memory of the
+process. What the cores did meanwhile is drawn as ``profile.png``
 (with matplotlib) and ``profile.html`` (with bokeh, BokehJS inline, so both
 open without a network): dask's tasks from its ``Profiler``, packed into
 lanes (the most tasks that ran at once, beside the number of cores), the
@@ -28,13 +29,24 @@ clock, the main thread's ``partial_fit`` passes, and CPU and memory from its
 ``ResourceProfiler``. ``incremental._picture`` says what the picture can and
 cannot show.
 
-The dataset generator (:func:`write_dataset`, :func:`load_dataset`) is also
-used by ``benchmarks/``, which measure the data this command makes.
+``--format zarr`` (the default) stores ``X.zarr`` and ``y.zarr``, fits on dask
+arrays and writes ``predictions.zarr``. ``--format parquet`` stores the same
+numbers as ``data.parquet``, one file per block with the columns ``x0`` ...
+``x19`` and ``y``, reads them back as the origin blog post did, as dask
+DataFrames (``X, y = df[columns], df["y"]``), and writes
+``predictions.parquet``, one file per block indexed by row number (zarr
+would need each block's row count first, which a DataFrame learns only by
+reading it).
+
+The dataset generator (:func:`write_dataset`, :func:`load_dataset`,
+:func:`load_frame`) is also used by ``benchmarks/``, which measure the data
+this command makes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -44,10 +56,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 from dask.diagnostics import ProgressBar
 
 N_FEATURES = 20
@@ -64,6 +77,14 @@ GENERATOR_VERSION = 1
 
 X_NAME, Y_NAME, PREDICTIONS_NAME = "X.zarr", "y.zarr", "predictions.zarr"
 PROFILE_HTML, PROFILE_PNG = "profile.html", "profile.png"
+# The parquet dataset: one file per block, columns x0 ... x19 and y, and the
+# global row number as its index; the metadata file beside it is written last.
+PARQUET_NAME, PARQUET_META_NAME, PARQUET_PREDICTIONS_NAME = (
+    "data.parquet",
+    "data.parquet.json",
+    "predictions.parquet",
+)
+FORMATS = ("zarr", "parquet")
 
 
 # -- the dataset -------------------------------------------------------------
@@ -80,27 +101,49 @@ def _truth(seed: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return means, scales, weights / np.linalg.norm(weights)
 
 
-def _x_block(
-    block_info: dict | None = None, *, seed: int, n_features: int
-) -> np.ndarray:
+def _x_values(seed: int, index: int, rows: int, n_features: int) -> np.ndarray:
     # Each block has its own seeded generator, so any block can be made
     # alone, in any order, on any thread, and always comes out the same.
-    info = block_info[None]
-    index = info["chunk-location"][0]
-    rows = info["chunk-shape"][0]
     means, scales, _ = _truth(seed, n_features)
     z = np.random.default_rng([seed, index]).standard_normal((rows, n_features))
     return means + scales * z
 
 
-def _y_block(
-    x: np.ndarray, block_info: dict | None = None, *, seed: int, n_features: int
-) -> np.ndarray:
-    index = block_info[0]["chunk-location"][0]
+def _y_values(x: np.ndarray, seed: int, index: int, n_features: int) -> np.ndarray:
     means, scales, weights = _truth(seed, n_features)
     noise = np.random.default_rng([seed, index, 1]).standard_normal(len(x))
     signal = ((x - means) / scales) @ weights
     return (signal + LABEL_NOISE * noise > 0).astype(np.int64)
+
+
+def _x_block(
+    block_info: dict | None = None, *, seed: int, n_features: int
+) -> np.ndarray:
+    info = block_info[None]
+    index, rows = info["chunk-location"][0], info["chunk-shape"][0]
+    return _x_values(seed, index, rows, n_features)
+
+
+def _y_block(
+    x: np.ndarray, block_info: dict | None = None, *, seed: int, n_features: int
+) -> np.ndarray:
+    return _y_values(x, seed, block_info[0]["chunk-location"][0], n_features)
+
+
+def feature_names(n_features: int = N_FEATURES) -> list[str]:
+    """The columns of X in the parquet dataset: ``x0``, ``x1``, ..."""
+    return [f"x{j}" for j in range(n_features)]
+
+
+def _frame_block(
+    block: tuple[int, int, int], *, seed: int, n_features: int
+) -> pd.DataFrame:
+    """Block ``index`` (rows ``start:stop``) as a DataFrame: X's columns, then y."""
+    index, start, stop = block
+    x = _x_values(seed, index, stop - start, n_features)
+    rows = pd.RangeIndex(start, stop, name="row")
+    frame = pd.DataFrame(x, columns=feature_names(n_features), index=rows)
+    return frame.assign(y=_y_values(x, seed, index, n_features))
 
 
 def dataset_bytes(rows: int, n_features: int = N_FEATURES) -> int:
@@ -130,18 +173,24 @@ def dataset_exists(
     seed: int = 0,
     n_features: int = N_FEATURES,
     compressed: bool = False,
+    file_format: str = "zarr",
 ) -> bool:
     """Whether ``folder`` already holds the complete dataset asked for."""
+    folder = Path(folder)
+    wanted = _metadata(rows, chunk_rows, seed, n_features, compressed)
+    # The metadata is written last, so a run stopped mid-write never matches.
+    if file_format == "parquet":
+        try:
+            return json.loads((folder / PARQUET_META_NAME).read_text()) == wanted
+        except (OSError, ValueError):
+            return False
     import zarr
 
-    folder = Path(folder)
     try:
         x = zarr.open_array(folder / X_NAME, mode="r")
         y = zarr.open_array(folder / Y_NAME, mode="r")
     except Exception:  # missing, partly written or not zarr: make it again
         return False
-    wanted = _metadata(rows, chunk_rows, seed, n_features, compressed)
-    # The metadata is written last, so a run stopped mid-write never matches.
     return dict(x.attrs) == wanted and y.shape == (rows,)
 
 
@@ -153,31 +202,37 @@ def write_dataset(
     seed: int = 0,
     n_features: int = N_FEATURES,
     compressed: bool = False,
+    file_format: str = "zarr",
 ) -> bool:
-    """Write a synthetic classification dataset as ``X.zarr`` and ``y.zarr``.
+    """Write a synthetic classification dataset as zarr arrays or parquet files.
 
     ``X`` is float64 with ``n_features`` columns of different means and
     scales; ``y`` is 0 or 1 (int64), the sign of a fixed linear function of
     the standardised ``X`` plus noise. Blocks of ``chunk_rows`` rows are made
     and written in parallel a few at a time, so memory use does not grow with
     ``rows``. Data already in ``folder`` with the same ``rows``,
-    ``chunk_rows``, ``seed`` and ``n_features`` is kept.
+    ``chunk_rows``, ``seed``, ``n_features`` and ``compressed`` is kept. Both
+    formats hold the same numbers.
 
     Parameters
     ----------
     folder : path
-        Folder that receives ``X.zarr`` and ``y.zarr``; created if missing.
+        Folder that receives the data; created if missing.
     rows : int
         Number of rows.
     chunk_rows : int, default=500_000
-        Rows per block (zarr chunk and dask block).
+        Rows per block (zarr chunk or parquet file, and dask block).
     seed : int, default=0
         Seed of the data; each block is drawn from its own generator.
     n_features : int, default=20
     compressed : bool, default=False
-        Store X with zarr's default codec (zstd), as real data on disk
-        usually is: reading a block then costs about as much CPU as fitting
-        it. By default X is stored raw.
+        Store X with the format's default codec (zarr: zstd; parquet: dask's
+        snappy), as real data on disk usually is: reading a block then costs
+        about as much CPU as fitting it. By default X is stored raw.
+    file_format : {"zarr", "parquet"}, default="zarr"
+        ``"zarr"``: ``X.zarr`` and ``y.zarr`` (:func:`load_dataset`).
+        ``"parquet"``: ``data.parquet``, one file per block with the columns
+        ``x0``, ``x1``, ... and ``y``, indexed by row number (:func:`load_frame`).
 
     Returns
     -------
@@ -195,21 +250,38 @@ def write_dataset(
     >>> X, y = load_dataset(folder.name)
     >>> X.shape, X.chunks[0], str(y.dtype)
     ((1000, 20), (300, 300, 300, 100), 'int64')
+    >>> write_dataset(folder.name, 1_000, chunk_rows=300, file_format="parquet")
+    True
+    >>> frame = load_frame(folder.name)
+    >>> frame.npartitions, frame.divisions, list(frame.columns[-2:])
+    (4, (0, 300, 600, 900, 999), ['x19', 'y'])
     >>> folder.cleanup()
     """
-    import zarr
-
+    if file_format not in FORMATS:
+        raise ValueError(f"file_format must be one of {FORMATS}, got {file_format!r}")
+    options = {"seed": seed, "n_features": n_features, "compressed": compressed}
     if dataset_exists(
-        folder,
-        rows,
-        chunk_rows=chunk_rows,
-        seed=seed,
-        n_features=n_features,
-        compressed=compressed,
+        folder, rows, chunk_rows=chunk_rows, file_format=file_format, **options
     ):
         return False
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    write = _write_parquet if file_format == "parquet" else _write_zarr
+    write(folder, rows, chunk_rows, **options)
+    return True
+
+
+def _write_zarr(
+    folder: Path,
+    rows: int,
+    chunk_rows: int,
+    *,
+    seed: int,
+    n_features: int,
+    compressed: bool,
+) -> None:
+    import zarr
+
     chunks = da.core.normalize_chunks((chunk_rows, n_features), (rows, n_features))
     X = da.map_blocks(
         _x_block,
@@ -249,13 +321,50 @@ def write_dataset(
     # from it before it is freed. Blocks match zarr chunks: no lock needed.
     da.store([X, y], [x_store, y_store], lock=False)
     x_store.attrs.update(_metadata(rows, chunk_rows, seed, n_features, compressed))
-    return True
+
+
+def _write_parquet(
+    folder: Path,
+    rows: int,
+    chunk_rows: int,
+    *,
+    seed: int,
+    n_features: int,
+    compressed: bool,
+) -> None:
+    import dask.dataframe as dd
+
+    starts = range(0, rows, chunk_rows)
+    blocks = [(i, a, min(a + chunk_rows, rows)) for i, a in enumerate(starts)]
+    options = {"seed": seed, "n_features": n_features}
+    frame = dd.from_map(
+        _frame_block, blocks, meta=_frame_block((0, 0, 0), **options), **options
+    )
+    (folder / PARQUET_META_NAME).unlink(missing_ok=True)
+    shutil.rmtree(folder / PARQUET_NAME, ignore_errors=True)
+    # As for zarr, raw unless asked: random floats hardly compress.
+    codec = {} if compressed else {"compression": None}
+    frame.to_parquet(folder / PARQUET_NAME, write_index=True, **codec)
+    metadata = _metadata(rows, chunk_rows, seed, n_features, compressed)
+    (folder / PARQUET_META_NAME).write_text(json.dumps(metadata))
 
 
 def load_dataset(folder: str | os.PathLike) -> tuple[da.Array, da.Array]:
     """``X`` and ``y`` written by :func:`write_dataset`, as lazy dask arrays."""
     folder = Path(folder)
     return da.from_zarr(str(folder / X_NAME)), da.from_zarr(str(folder / Y_NAME))
+
+
+def load_frame(folder: str | os.PathLike) -> Any:
+    """The parquet dataset of :func:`write_dataset`, as a lazy dask DataFrame.
+
+    One partition per file; the index is the row number, with known
+    divisions, so ``frame.loc[start:stop]`` reads only the files it needs.
+    """
+    import dask.dataframe as dd
+
+    path = str(Path(folder) / PARQUET_NAME)
+    return dd.read_parquet(path, index="row", calculate_divisions=True)
 
 
 def make_demo_pipeline(seed: int = 0, verbose: int = 0) -> Any:
@@ -326,7 +435,11 @@ def _epoch_times() -> Iterator[_EpochTimes]:
 
 
 def _phases(
-    pipe: Any, fit: tuple[float, float], epochs: list, predict: tuple[float, float]
+    pipe: Any,
+    fit: tuple[float, float],
+    epochs: list,
+    predict: tuple[float, float],
+    route: str = "zarr to zarr",
 ) -> tuple[list, list]:
     """The picture's phases and the main thread's spans, ``(label, start, end)``.
 
@@ -351,7 +464,7 @@ def _phases(
             (merged if runner == "merge" else f"{name}.partial_fit", start, end)
         )
         cursor = end
-    phases.append(("predict, zarr to zarr", *predict))
+    phases.append((f"predict, {route}", *predict))
     return phases, main
 
 
@@ -392,51 +505,121 @@ def _timed_fit(pipe: Any, X: Any, y: Any) -> tuple[float, float]:
     return started, time.perf_counter()
 
 
+class _Data(NamedTuple):
+    """The demo's data in one format: what is fitted, what is predicted."""
+
+    X_train: Any
+    y_train: Any
+    X: Any  # every row, predicted from disk back to disk
+    y_test: Any  # the labels of the held-out rows, lazy
+    n_blocks: int
+    file_format: str
+    predictions: Path
+
+
+def _open_data(out: Path, file_format: str, n_train: int) -> _Data:
+    """The dataset in ``out``, the first ``n_train`` rows to fit on."""
+    if file_format == "zarr":
+        X, y = load_dataset(out)
+        return _Data(
+            X[:n_train],
+            y[:n_train],
+            X,
+            y[n_train:],
+            X.numblocks[0],
+            "zarr",
+            out / PREDICTIONS_NAME,
+        )
+    # As the origin blog post read its data: a pair of dask DataFrames.
+    frame = load_frame(out)
+    columns = [c for c in frame.columns if c != "y"]
+    train = frame.loc[: n_train - 1]  # by row number: whole files, and part of one
+    return _Data(
+        train[columns],
+        train["y"],
+        frame[columns],
+        frame.loc[n_train:]["y"],
+        frame.npartitions,
+        "parquet",
+        out / PARQUET_PREDICTIONS_NAME,
+    )
+
+
+def _predict_to_disk(pipe: Any, data: _Data) -> None:
+    predictions = pipe.predict(data.X)
+    if data.file_format == "zarr":
+        predictions.to_zarr(str(data.predictions))
+        return
+    import dask.dataframe as dd
+
+    # Parquet, not zarr: predictions of a DataFrame come in blocks whose rows
+    # are not known until read, and zarr wants them known (a pass over the
+    # data to count them). Parquet takes one file per block as it comes,
+    # indexed by row number like the data.
+    frame = dd.from_dask_array(predictions, columns=["prediction"], index=data.X.index)
+    frame.to_parquet(str(data.predictions), compression=None, write_index=True)
+
+
+def _held_out_predictions(data: _Data, n_train: int) -> np.ndarray:
+    if data.file_format == "zarr":
+        return da.from_zarr(str(data.predictions))[n_train:].compute()
+    import dask.dataframe as dd
+
+    saved = dd.read_parquet(
+        str(data.predictions), index="row", calculate_divisions=True
+    )
+    return saved.loc[n_train:]["prediction"].compute().to_numpy()
+
+
 def run_demo(
     out: str | os.PathLike,
     rows: int = DEFAULT_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     seed: int = 0,
+    file_format: str = "zarr",
 ) -> dict[str, Any]:
     """Make (or reuse) the data, fit, predict to disk; return the figures.
 
-    Prints progress as it goes. The returned dict has ``fit_seconds``,
-    ``predict_seconds``, ``accuracy``, ``peak_rss_bytes``, ``profile`` (the
-    pictures' paths, or why there are none, by ``"html"`` and ``"png"``) and
-    ``predictions`` (a path).
+    ``file_format`` is ``"zarr"`` (dask arrays, predictions to zarr) or
+    ``"parquet"`` (dask DataFrames, predictions to parquet). Prints progress
+    as it goes. The returned dict has ``fit_seconds``, ``predict_seconds``,
+    ``accuracy``, ``peak_rss_bytes``, ``profile`` (the pictures' paths, or
+    why there are none, by ``"html"`` and ``"png"``) and ``predictions`` (a
+    path).
     """
     out = Path(out)
     started = time.perf_counter()
-    generated = write_dataset(out, rows, chunk_rows=chunk_rows, seed=seed)
+    generated = write_dataset(
+        out, rows, chunk_rows=chunk_rows, seed=seed, file_format=file_format
+    )
     gen_seconds = time.perf_counter() - started
-    X, y = load_dataset(out)
     n_test = max(1, int(rows * HOLDOUT_FRACTION))
     n_train = rows - n_test
-    X_train, y_train = X[:n_train], y[:n_train]
+    data = _open_data(out, file_format, n_train)
     verb = "generated" if generated else "reused"
     print(
-        f"data      {verb} {rows:,} x {X.shape[1]} float64 "
-        f"({dataset_bytes(rows, X.shape[1]) / 1e9:.2f} GB, {X.numblocks[0]} blocks "
-        f"of {chunk_rows:,} rows) in {out} [{gen_seconds:.1f} s]",
+        f"data      {verb} {rows:,} x {N_FEATURES} float64 "
+        f"({dataset_bytes(rows) / 1e9:.2f} GB, {data.n_blocks} blocks "
+        f"of {chunk_rows:,} rows, {file_format}) in {out} [{gen_seconds:.1f} s]",
         flush=True,
     )
 
     pipe = make_demo_pipeline(seed, verbose=2)
     profilers = _profilers()
-    predictions_path = out / PREDICTIONS_NAME
+    route = _route(file_format)
     with profilers[0], profilers[1], _epoch_times() as epochs:
-        fit = _timed_fit(pipe, X_train, y_train)
-        shutil.rmtree(predictions_path, ignore_errors=True)
+        fit = _timed_fit(pipe, data.X_train, data.y_train)
+        shutil.rmtree(data.predictions, ignore_errors=True)
         started = time.perf_counter()
-        print("predict   every row, zarr to zarr", file=sys.stderr)
+        print(f"predict   every row, {route}", file=sys.stderr)
         with ProgressBar(out=sys.stderr):
-            pipe.predict(X).to_zarr(str(predictions_path))
+            _predict_to_disk(pipe, data)
         predict = (started, time.perf_counter())
     fit_seconds, predict_seconds = fit[1] - fit[0], predict[1] - predict[0]
 
-    predicted = da.from_zarr(str(predictions_path))[n_train:].compute()
-    accuracy = float(np.mean(predicted == y[n_train:].compute()))
-    phases, main = _phases(pipe, fit, epochs.spans, predict)
+    predicted = _held_out_predictions(data, n_train)
+    accuracy = float(np.mean(predicted == np.asarray(data.y_test.compute())))
+    phases, main = _phases(pipe, fit, epochs.spans, predict, route)
     title = (
         f"python -m incremental.demo: {rows:,} rows, fit {fit_seconds:.1f} s, "
         f"predict {predict_seconds:.1f} s"
@@ -446,13 +629,18 @@ def run_demo(
         "n_train": n_train,
         "n_test": n_test,
         "generated": generated,
+        "file_format": file_format,
         "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,
         "accuracy": accuracy,
         "peak_rss_bytes": _peak_rss_bytes(),
         "profile": _save_profile(profilers, phases, main, title, out),
-        "predictions": str(predictions_path),
+        "predictions": str(data.predictions),
     }
+
+
+def _route(file_format: str) -> str:
+    return f"{file_format} to {file_format}"
 
 
 def _report(result: dict[str, Any]) -> str:
@@ -466,7 +654,8 @@ def _report(result: dict[str, Any]) -> str:
         (
             "predict time",
             f"{result['predict_seconds']:.1f} s",
-            f"{result['rows']:,} rows, zarr to zarr: {result['predictions']}",
+            f"{result['rows']:,} rows, {_route(result['file_format'])}: "
+            f"{result['predictions']}",
         ),
         (
             "accuracy",
@@ -505,8 +694,8 @@ def _count(name: str, minimum: int):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m incremental.demo",
-        description="Fit StandardScaler + SGDClassifier on zarr data larger "
-        "than memory, block by block, and predict from disk to disk.",
+        description="Fit StandardScaler + SGDClassifier on data larger than "
+        "memory, block by block, and predict from disk to disk.",
     )
     parser.add_argument(
         "--rows",
@@ -528,6 +717,15 @@ def _parser() -> argparse.ArgumentParser:
         "(default ./incremental-demo-data)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="zarr",
+        help="zarr (default): X and y as zarr arrays, fitted as dask arrays, "
+        "predictions to zarr; parquet: one file per block, read back as dask "
+        "DataFrames (X = df[columns], y = df['y']) as the origin blog post "
+        "did, predictions to parquet",
+    )
     return parser
 
 
@@ -543,13 +741,27 @@ def _check_writable(out: Path) -> str | None:
     return None
 
 
-def _missing_space(out: Path, rows: int, chunk_rows: int, seed: int) -> str | None:
+# What each format writes: the data's folders and bytes per row beyond X and
+# y (parquet also stores the row number), the predictions' folder and its
+# bytes per row (an int64 each, and the row number in parquet).
+_FILES = {
+    "zarr": ((X_NAME, Y_NAME), 0, PREDICTIONS_NAME, 8),
+    "parquet": ((PARQUET_NAME, PARQUET_META_NAME), 8, PARQUET_PREDICTIONS_NAME, 16),
+}
+
+
+def _missing_space(
+    out: Path, rows: int, chunk_rows: int, seed: int, file_format: str = "zarr"
+) -> str | None:
     """Why the disk under ``out`` is too small for this run, or None."""
-    need = rows * 8  # the predictions, int64
-    replaced = [PREDICTIONS_NAME]
-    if not dataset_exists(out, rows, chunk_rows=chunk_rows, seed=seed):
-        need += dataset_bytes(rows)
-        replaced += [X_NAME, Y_NAME]
+    data_names, index_bytes, predictions_name, predicted_bytes = _FILES[file_format]
+    need = rows * predicted_bytes
+    replaced = [predictions_name]
+    if not dataset_exists(
+        out, rows, chunk_rows=chunk_rows, seed=seed, file_format=file_format
+    ):
+        need += dataset_bytes(rows) + rows * index_bytes
+        replaced += data_names
     # Files of an earlier run that this run overwrites free their room.
     free = shutil.disk_usage(out).free + sum(_tree_bytes(out / n) for n in replaced)
     if need > free:
@@ -564,6 +776,8 @@ def _missing_space(out: Path, rows: int, chunk_rows: int, seed: int) -> str | No
 def _tree_bytes(path: Path) -> int:
     if not path.exists():
         return 0
+    if path.is_file():
+        return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
@@ -577,11 +791,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     problem = _check_writable(args.out) or _missing_space(
-        args.out, args.rows, args.chunk_rows, args.seed
+        args.out, args.rows, args.chunk_rows, args.seed, args.format
     )
     if problem:
         parser.error(problem)
-    result = run_demo(args.out, args.rows, args.chunk_rows, args.seed)
+    result = run_demo(args.out, args.rows, args.chunk_rows, args.seed, args.format)
     print(_report(result))
     return 0
 

@@ -1,3 +1,5 @@
+import warnings
+
 import dask
 import dask.array as da
 import dask.dataframe as dd
@@ -5,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn.linear_model import SGDClassifier
 
+from incremental import Incremental, IndexMismatchWarning, _blocks
 from incremental._blocks import make_blocks
 
 
@@ -163,3 +167,48 @@ def test_slices_of_stored_data_are_still_merged_into_one_read():
     np.testing.assert_array_equal(block["X"], stored.values[5:10, :2])
     # one read of only the two columns, not of the whole block then sliced
     assert stored.reads[-1] == (slice(5, 10), slice(0, 2))
+
+
+def test_a_graph_with_other_blocks_than_x_is_a_clear_error(data, monkeypatch):
+    Xn, yn = data
+    optimized = _blocks._optimized_graph
+
+    def drop_last_block_of_y(collections):
+        graph, keys = optimized(collections)
+        return graph, [keys[0], keys[1][:-1]]
+
+    monkeypatch.setattr(_blocks, "_optimized_graph", drop_last_block_of_y)
+    with pytest.raises(RuntimeError, match="graph of y .* has 4 blocks where X has 5"):
+        make_blocks(da.from_array(Xn, chunks=25), da.from_array(yn, chunks=25))
+
+
+def test_a_persisted_column_selection_that_lost_blocks_is_named(frame_files):
+    df = frame_files.read()
+    X = df[frame_files.columns].persist()  # dask/dask#12488 loses blocks here
+    try:
+        X.compute()
+    except Exception:
+        pass
+    else:
+        pytest.skip("this dask persists column selections whole")
+    with pytest.raises(RuntimeError, match="graph of X has no task for its block"):
+        make_blocks(X, df["y"])
+
+
+def test_pandas_blocks_of_other_indexes_are_paired_by_position_with_a_warning():
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0]}, index=[10, 11, 12])
+    same = {"X": X, "y": pd.Series([0, 1, 0], index=[10, 11, 12])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _blocks.check_block_rows(same, "block 0")
+        _blocks.check_block_rows({"X": X, "y": np.array([0, 1, 0])}, "block 0")
+    other = {"X": X, "y": pd.Series([0, 1, 0], index=[12, 11, 10])}
+    with pytest.warns(IndexMismatchWarning, match="paired by position"):
+        _blocks.check_block_rows(other, "block 0")
+
+
+def test_a_y_read_apart_from_x_in_another_order_is_warned_about(frame_files):
+    df = frame_files.read()
+    reversed_y = df["y"].compute()[::-1]  # the labels of other rows
+    with pytest.warns(IndexMismatchWarning):
+        Incremental(SGDClassifier()).fit(df[frame_files.columns], reversed_y)

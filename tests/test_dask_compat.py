@@ -15,8 +15,11 @@ import pytest
 from dask.callbacks import Callback
 from dask.diagnostics import ProgressBar
 from sklearn.linear_model import SGDClassifier
+from sklearn.preprocessing import FunctionTransformer
 
 from incremental import Incremental, _dask_compat
+from incremental._apply import apply_blockwise
+from incremental._blocks import compute_row_chunks, make_blocks
 
 N, CHUNK = 600, 100
 
@@ -106,6 +109,59 @@ def test_lowered_graph_gives_the_keys_of_every_block(fallback):
     assert len(keys) == 1 and len(keys[0]) == 4
     values = dask.get(graph, keys[0])
     assert [v.shape[0] for v in values] == [3, 3, 3, 1]
+
+
+def test_reported_partitions_turns_tuning_off_or_says_it_cannot(fallback):
+    before = dask.config.get(_dask_compat.TUNE_KEY)
+    with _dask_compat.reported_partitions() as off:
+        assert off is not fallback
+        assert dask.config.get(_dask_compat.TUNE_KEY) is (fallback and before)
+    assert dask.config.get(_dask_compat.TUNE_KEY) == before
+
+
+def _paired(blocks):
+    """Every row of every block has its own label (y = x0 + x1 > 0) and weight."""
+    for part in blocks.compute(range(blocks.n_blocks)):
+        X = np.asarray(part["X"])
+        assert len(X) == len(part["y"]) == len(part["sample_weight"])
+        np.testing.assert_array_equal(np.asarray(part["y"]), X[:, 0] + X[:, 1] > 0)
+        np.testing.assert_array_equal(np.asarray(part["sample_weight"]), X[:, 1])
+    return blocks.n_blocks
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "frame X, Series y",
+        "X made by dask from the frame",
+        "X a transform of the frame",
+        "y an array of other chunks",
+        "y repartitioned",
+    ],
+)
+@pytest.mark.parametrize("columns", [20, 2])
+def test_parquet_columns_pair_row_by_row_whatever_dask_fuses(
+    fallback, frame_files, case, columns
+):
+    df = frame_files.read()
+    X, y = df[frame_files.columns[:columns]], df["y"]
+    if case == "X made by dask from the frame":
+        X = X.to_dask_array()
+    elif case == "X a transform of the frame":
+        identity = FunctionTransformer().fit(frame_files.X[:, :columns])
+        X = apply_blockwise(identity, "transform", X)
+    elif case == "y an array of other chunks":
+        y = da.from_array(frame_files.y, chunks=700)
+    elif case == "y repartitioned":
+        y = y.repartition(npartitions=7)
+    blocks = make_blocks(X, y, sample_weight=df["x1"])
+    n_blocks = _paired(blocks)
+    if case != "X made by dask from the frame" and not fallback:
+        assert n_blocks == 40  # the partitions the frame reports
+    lengths = compute_row_chunks(X)
+    assert sum(lengths) == 4_000 and len(lengths) == n_blocks
+    if not isinstance(X, da.Array):  # a frame's, whatever dask would fuse
+        assert lengths == frame_files.lengths
 
 
 def _slow_block(block):

@@ -8,6 +8,7 @@ from collections import namedtuple
 
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 
@@ -46,6 +47,45 @@ def test_demo_prints_figures_and_writes_picture_and_predictions(tmp_path, capsys
     predictions = zarr.open_array(tmp_path / "predictions.zarr", mode="r")[:]
     assert predictions.shape == (20_000,)
     assert set(np.unique(predictions)) <= {0, 1}
+
+
+def test_parquet_demo_fits_dataframes_and_predicts_to_parquet(tmp_path, capsys):
+    assert demo.main([*TINY, "--format", "parquet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+
+    assert (
+        "generated 20,000 x 20 float64 (0.00 GB, 4 blocks of 5,000 rows, parquet)"
+        in out
+    )
+    assert "parquet to parquet" in out
+    assert 0.7 < float(_figure(out, "accuracy")) <= 1.0
+    predictions = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert len(list((tmp_path / "predictions.parquet").glob("*.parquet"))) == 4
+    np.testing.assert_array_equal(predictions.index, np.arange(20_000))
+    assert set(np.unique(predictions["prediction"])) <= {0, 1}
+
+    assert demo.main([*TINY, "--format", "parquet", "--out", str(tmp_path)]) == 0
+    assert "reused 20,000 x 20" in capsys.readouterr().out
+
+
+def test_parquet_and_zarr_hold_the_same_numbers(tmp_path):
+    demo.write_dataset(tmp_path, 3_000, chunk_rows=700, seed=2)
+    demo.write_dataset(tmp_path, 3_000, chunk_rows=700, seed=2, file_format="parquet")
+    X, y = demo.load_dataset(tmp_path)
+    frame = demo.load_frame(tmp_path)
+    assert frame.npartitions == X.numblocks[0] == 5
+    assert list(frame.columns) == [*demo.feature_names(), "y"]
+    computed = frame.compute()
+    np.testing.assert_array_equal(computed[demo.feature_names()], X.compute())
+    np.testing.assert_array_equal(computed["y"], y.compute())
+    np.testing.assert_array_equal(computed.index, np.arange(3_000))
+
+
+def test_unknown_format_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        demo.main([*TINY, "--format", "csv", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "--format" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_demo_reuses_matching_data(tmp_path, capsys):

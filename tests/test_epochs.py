@@ -147,6 +147,19 @@ def test_early_stopping_keeps_the_best_epoch(data):
     assert all(r["n_batches"] == 6 for r in model.history_)  # nothing held out
 
 
+def test_huge_max_epochs_with_early_stopping_starts_at_once(data):
+    _, _, X, y = data
+    model = Incremental(
+        SGDClassifier(random_state=0),
+        max_epochs=10**9,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=10.0,  # no epoch can improve this much: stops after three
+        random_state=0,
+    ).fit(X, y)
+    assert model.n_epochs_ == 3
+
+
 def test_early_stopping_errors(data):
     _, _, X, y = data
     with pytest.raises(ValueError, match="leaving none to train on"):

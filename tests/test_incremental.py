@@ -442,3 +442,27 @@ def test_finding_classes_holds_a_bounded_part_of_y(monkeypatch):
         classes = module.find_classes(y, SGDClassifier())
     np.testing.assert_array_equal(classes, np.arange(10))
     assert calls == [2] * 5  # two blocks of y (1,600 B) per call, never more
+
+
+@pytest.mark.parametrize(
+    "X", [None, 3.0, "text", {"a": [1, 2]}, object()], ids=lambda X: type(X).__name__
+)
+def test_x_that_is_not_data_is_named_before_y_is_read(X):
+    reads = []
+
+    def read(block):
+        reads.append(len(block))
+        return block
+
+    # meta given: dask need not call it to learn the output's type
+    y = da.from_array(np.arange(10) % 2, chunks=5).map_blocks(read, meta=np.array([]))
+    with pytest.raises(TypeError, match="X must be .*, got "):
+        Incremental(SGDClassifier()).fit(X, y)
+    assert reads == []
+
+
+@pytest.mark.parametrize("y", [1, "labels", np.array(1)], ids=repr)
+def test_y_that_is_not_data_is_named(data, y):
+    _, _, X, _ = data
+    with pytest.raises(TypeError, match="y must be .* one entry per row of X, got"):
+        Incremental(SGDClassifier()).fit(X, y)

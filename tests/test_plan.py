@@ -142,3 +142,16 @@ def test_prefetch_and_group_follow_the_size(
     prefetch, block_bytes, batch_bytes, expected
 ):
     assert prefetch_and_group(prefetch, block_bytes, batch_bytes) == expected
+
+
+def test_epoch_orders_are_drawn_as_the_fit_reaches_them():
+    # A huge max_epochs (stopped early) must not draw every order up front.
+    plan = make_plan(5, check_random_state(1), max_epochs=10**12)
+    assert plan.n_epochs == 10**12
+    rng = check_random_state(1)
+    for epoch in range(3):
+        np.testing.assert_array_equal(plan.orders[epoch], rng.permutation(5))
+    assert len(plan.orders._drawn) == 3
+    np.testing.assert_array_equal(plan.orders[1], plan.orders[-(10**12) + 1])
+    with pytest.raises(IndexError):
+        plan.orders[10**12]
