@@ -467,6 +467,7 @@ def make_blocks(
     *,
     cache_budget: int = 0,
     reread: bool = True,
+    read_later: bool = True,
     **per_sample: Any,
 ) -> Blocks:
     """Align ``X``, ``y`` and per-sample parameters into row blocks.
@@ -480,7 +481,9 @@ def make_blocks(
     and repeated fits, and blocks it holds are not computed again; call
     ``Blocks.close()`` when the fit ends. ``reread``: whether this fit reads
     its blocks more than once (if not, a wrapper's own lazy output is not
-    kept at all).
+    kept at all); ``read_later``: whether something after this fit reads
+    them (a pipeline's next stage). A fit that does neither keeps blocks
+    only of data a fit read before (a search's next candidate).
 
     Examples
     --------
@@ -518,7 +521,7 @@ def make_blocks(
     cache = None
     if cache_budget > 0:
         graph, keys_per_collection, cache = _cached_graph(
-            list(lazy.values()), cache_budget, reread
+            list(lazy.values()), cache_budget, reread, read_later
         )
     else:
         graph, keys_per_collection = _optimized_graph(list(lazy.values()))
@@ -586,7 +589,7 @@ def _source_scopes(
 
 
 def _cached_graph(
-    collections: list[Any], budget: int, reread: bool
+    collections: list[Any], budget: int, reread: bool, read_later: bool
 ) -> tuple[dict, list[list[Hashable]], FitCache]:
     """The blocks' graph with the block cache's help, and the fit's view of it.
 
@@ -599,8 +602,10 @@ def _cached_graph(
     scope_of = _source_scopes(collections, fit_only if reread else None)
     raw, raw_keys = _dask_compat.lowered_graph(collections, optimize=False)
     scopes = {key: scope for key in raw if (scope := scope_of(key)) is not None}
-    cache = FitCache(CACHE, budget, scopes)
     part_keys = {key for block_keys in raw_keys for key in block_keys}
+    sources = [scopes[key] for key in part_keys if key in scopes]
+    fitted_before = bool(sources) and CACHE.fitted_before(sources)
+    cache = FitCache(CACHE, budget, scopes, store=reread or read_later or fitted_before)
     held = {
         key: value
         for key in raw

@@ -47,6 +47,7 @@ from ._plan import (
     classes_source,
     make_plan,
     merge_batches,
+    overlap_for,
     prefetch_and_group,
     readers_for,
     split_fit_params,
@@ -191,8 +192,11 @@ class Incremental(ParallelPostFit):
         integer, or a string such as ``"4GB"``), so that its later epochs,
         the next stage of a pipeline (which reads a transform of these
         blocks) and a repeated fit on the same data read no storage for what
-        is kept. "auto" allows half the memory available when the fit
-        starts; False keeps nothing. Data larger than the budget: the first
+        is kept. Keeping costs memory and time, so a fit keeps blocks only
+        where they will be read again: with more than one epoch, for a
+        transformer (a pipeline's next stage reads them), or from the
+        second fit on the same data (a search). "auto" allows half the
+        memory available when the fit starts; False keeps nothing. Data larger than the budget: the first
         blocks are kept, the rest read again. Kept blocks are read-only and
         go when the dask collection that made them is deleted, or with
         ``incremental.clear_cache()``; they never change a result. Not used
@@ -491,8 +495,15 @@ class Incremental(ParallelPostFit):
         self._add_classes(constant, y)
         on_cluster = _dask_compat.current_client() is not None
         budget = 0 if on_cluster else self._cache_budget()
-        reread = self.max_epochs > 1 or bool(self.early_stopping)
-        blocks = make_blocks(X, y, cache_budget=budget, reread=reread, **per_sample)
+        blocks = make_blocks(
+            X,
+            y,
+            cache_budget=budget,
+            reread=self.max_epochs > 1 or bool(self.early_stopping),
+            # a pipeline's next stage fits on a transformer's transform
+            read_later=hasattr(self.estimator, "transform"),
+            **per_sample,
+        )
         try:
             return self._fit_blocks(blocks, X, constant, validation_data)
         finally:
@@ -524,7 +535,14 @@ class Incremental(ParallelPostFit):
         with Progress(self.verbose, self.max_epochs) as progress:
             for epoch in range(plan.n_epochs):
                 job = EpochJob(
-                    blocks, plan.batches(epoch), fit, prefetch, group, epoch, readers
+                    blocks,
+                    plan.batches(epoch),
+                    fit,
+                    prefetch,
+                    group,
+                    epoch,
+                    readers,
+                    overlap_for(batch_bytes),
                 )
                 record = self._run_epoch(runner, job, progress)
                 record["score"] = (

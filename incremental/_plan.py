@@ -394,3 +394,21 @@ def merge_batches(merge: bool | str, mergeable: bool, batch_bytes: float) -> boo
     if merge is True:
         return True
     return math.isfinite(batch_bytes) and batch_bytes >= MERGE_MIN_BYTES
+
+
+#: Blocks of X this large are read (decompressed, computed) in threads from
+#: the start, without measuring one inline first: their reading frees the
+#: GIL and takes far longer than a thread costs.
+LARGE_BLOCK_BYTES = 8 * 2**20
+
+
+def overlap_for(block_bytes: float) -> bool | str:
+    """``BlockStream``'s ``overlap``: threads from the start for large blocks,
+    else "auto" (measure first).
+
+    >>> overlap_for(80e6), overlap_for(32e3), overlap_for(float("nan"))
+    (True, 'auto', 'auto')
+    """
+    if math.isfinite(block_bytes) and block_bytes >= LARGE_BLOCK_BYTES:
+        return True
+    return "auto"

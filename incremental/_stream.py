@@ -13,6 +13,8 @@ list of blocks by index.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -291,6 +293,7 @@ class _Readers:
                 self.changed.wait()
 
     def _read(self) -> None:
+        _yield_to_consumer()
         while (index := self._claim()) is not None:
             items, failure = [], None
             try:
@@ -324,3 +327,25 @@ class _Readers:
         for thread in self.threads:
             thread.join()
         self.done.clear()
+
+
+#: How much lower than the consumer's the readers' scheduling priority is
+#: (a Unix nice increment, per thread on Linux).
+READER_NICENESS = 5
+
+
+def _yield_to_consumer() -> None:
+    """Lower this reader thread's priority below the consumer's.
+
+    The consumer's chain of ``partial_fit`` calls is the critical path: each
+    waits for the one before. Readers sharing the cores with it at equal
+    priority slow every call of the chain; at a lower priority they take the
+    cores it leaves free. Only this thread changes (Linux gives each thread
+    its own niceness); elsewhere this does nothing.
+    """
+    if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
+    except OSError:  # not allowed here: readers keep the consumer's priority
+        pass

@@ -32,8 +32,9 @@ class EpochJob:
     ``fit(model, batch)`` calls ``partial_fit`` on one batch (a dict of
     ``X``, ``y`` and per-sample parameters), with the constant parameters
     bound. ``prefetch`` bounds the batches computed ahead of the fit;
-    ``group`` is how many are computed per scheduler call, and ``readers``
-    how many groups at once.
+    ``group`` is how many are computed per scheduler call, ``readers`` how
+    many groups at once, and ``overlap`` whether to compute in threads
+    (``BlockStream``'s parameter).
     """
 
     blocks: Blocks
@@ -43,6 +44,7 @@ class EpochJob:
     group: int
     epoch: int = 0
     readers: int = 1
+    overlap: bool | str = "auto"
 
     def describe(self, position: int) -> str:
         """Human words for the batch at ``position``: its block and rows."""

@@ -56,6 +56,7 @@ class LocalRunner:
             prefetch=job.prefetch,
             group=job.group,
             readers=job.readers,
+            overlap=job.overlap,
         )
         checkpoint = Checkpoint()
         with interrupts_between_blocks() as interrupted:

@@ -72,6 +72,7 @@ class MergeRunner:
             prefetch=job.prefetch,
             group=job.group,
             readers=job.readers,
+            overlap=job.overlap,
         )
         tree = FixedTree(self.merge.merge)
         with interrupts_between_blocks() as interrupted:
