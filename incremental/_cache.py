@@ -283,6 +283,7 @@ class BlockCache:
         with self._lock:
             for entry_key in list(self._entries):
                 self._remove(entry_key)
+            self._fitted.clear()
 
     def info(self) -> dict[str, int]:
         with self._lock:
@@ -313,7 +314,8 @@ def is_transient(layer: Any) -> bool:
 
 
 def clear_cache() -> None:
-    """Drop every block kept by :mod:`incremental`'s block cache.
+    """Drop every block kept by :mod:`incremental`'s block cache, and forget
+    which data was fitted (the next fit on it is as the first).
 
     Kept blocks also go when the dask collection that made them is deleted.
 

@@ -153,11 +153,12 @@ class Incremental(ParallelPostFit):
     predict_meta, predict_proba_meta, transform_meta : array, optional
         See :class:`ParallelPostFit`.
     prefetch : int or "auto", default="auto"
-        At most this many computed blocks wait for ``partial_fit``; "auto"
-        keeps about 256 MiB of blocks ready (between 2 and 64 blocks). Up to
-        half of them are computed per scheduler call, which spreads its
-        fixed cost over small blocks; large blocks (over 8 MiB) are computed
-        one per call, so the first ``partial_fit`` starts early.
+        At most this many blocks are held at once: being read, waiting for
+        ``partial_fit``, and being fitted. "auto" holds about 512 MiB
+        (between 2 and 64 blocks). Up to half of them are computed per
+        scheduler call, which spreads its fixed cost over small blocks;
+        large blocks (over 8 MiB) are computed one per call, by up to twice
+        as many reader threads as there are cores, from the start.
     batch_size : int, optional
         Re-cut the stream into batches of this many rows, whatever the
         storage chunks: large blocks are split and small ones joined, in

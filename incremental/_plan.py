@@ -309,8 +309,9 @@ def make_plan(
 
 
 # -- how far ahead ------------------------------------------------------------------
-#: With prefetch="auto", about this many bytes of blocks are kept ready.
-PREFETCH_BYTES = 256 * 2**20
+#: With prefetch="auto", about this many bytes of blocks are held at once
+#: (being read, waiting, and being fitted).
+PREFETCH_BYTES = 512 * 2**20
 PREFETCH_RANGE = (2, 64)
 # Blocks computed in one scheduler call share its fixed cost, but the first
 # partial_fit waits for the whole first group, and the call's threads compete
@@ -343,7 +344,7 @@ def prefetch_and_group(
     >>> prefetch_and_group("auto", 32_000)  # small blocks: many per call
     (64, 32)
     >>> prefetch_and_group("auto", 40e6)  # 40 MB blocks: one per call
-    (6, 1)
+    (13, 1)
     """
     if batch_bytes is not None and math.isfinite(block_bytes):
         block_bytes = min(block_bytes, batch_bytes)
@@ -360,17 +361,21 @@ def prefetch_and_group(
 
 
 def readers_for(prefetch: int, group: int, cores: int) -> int:
-    """Reader threads: as many groups computed at once as there are cores,
-    within the prefetch budget.
+    """Reader threads: twice as many groups computed at once as there are
+    cores, within the prefetch budget.
 
     While ``partial_fit`` holds one core, readers use the others; when it
-    waits for a block, every core reads. The operating system shares the
-    cores among them.
+    waits for a block, every core reads. A reader is not always busy on a
+    core: it waits on the storage library's own threads (zarr serialises
+    part of each read on one thread), and merged fits make each reader fit
+    its batch too; so twice the cores keeps the cores busy (measured: a
+    merged StandardScaler pass over zstd zarr took 6.3 s with 4 readers,
+    7.4 s with 2, on 2 cores). The readers yield the cores to the consumer.
 
     >>> readers_for(prefetch=6, group=1, cores=2), readers_for(64, 32, 8)
-    (2, 2)
+    (4, 2)
     """
-    return max(1, min(cores, prefetch // max(group, 1)))
+    return max(1, min(2 * cores, prefetch // max(group, 1)))
 
 
 #: With merge="auto", batches smaller than this are fitted in one chain:

@@ -131,7 +131,7 @@ def test_batches_without_batch_size_are_the_blocks():
     "prefetch, block_bytes, batch_bytes, expected",
     [
         ("auto", 32_000, None, (64, 32)),  # small blocks: many per call
-        ("auto", 40e6, None, (6, 1)),  # 40 MB blocks: one per call, 6 ahead
+        ("auto", 40e6, None, (13, 1)),  # 40 MB blocks: one per call, 13 held
         (6, 40e6, None, (6, 1)),  # a given prefetch keeps large blocks apart
         (6, 32_000, None, (6, 3)),
         ("auto", 40e6, 32_000, (64, 32)),  # small batches of large blocks
