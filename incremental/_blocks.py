@@ -481,9 +481,9 @@ def make_blocks(
     and repeated fits, and blocks it holds are not computed again; call
     ``Blocks.close()`` when the fit ends. ``reread``: whether this fit reads
     its blocks more than once (if not, a wrapper's own lazy output is not
-    kept at all); ``read_later``: whether something after this fit reads
-    them (a pipeline's next stage). A fit that does neither keeps blocks
-    only of data a fit read before (a search's next candidate).
+    kept at all); ``read_later``: whether to keep them for what reads them
+    after this fit (a pipeline's next stage, a repeated fit). A fit that
+    does neither keeps nothing, but finds what is kept.
 
     Examples
     --------
@@ -603,9 +603,7 @@ def _cached_graph(
     raw, raw_keys = _dask_compat.lowered_graph(collections, optimize=False)
     scopes = {key: scope for key in raw if (scope := scope_of(key)) is not None}
     part_keys = {key for block_keys in raw_keys for key in block_keys}
-    sources = [scopes[key] for key in part_keys if key in scopes]
-    fitted_before = bool(sources) and CACHE.fitted_before(sources)
-    cache = FitCache(CACHE, budget, scopes, store=reread or read_later or fitted_before)
+    cache = FitCache(CACHE, budget, scopes, store=reread or read_later)
     held = {
         key: value
         for key in raw

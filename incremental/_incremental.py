@@ -189,17 +189,18 @@ class Incremental(ParallelPostFit):
         whatever ``verbose`` says.
 
     cache : "auto", False, int or str, default="auto"
-        Keep the blocks a fit computes in memory, up to this many bytes (an
-        integer, or a string such as ``"4GB"``), so that its later epochs,
-        the next stage of a pipeline (which reads a transform of these
-        blocks) and a repeated fit on the same data read no storage for what
-        is kept. Keeping costs memory and time, so a fit keeps blocks only
-        where they will be read again: with more than one epoch, for a
-        transformer (a pipeline's next stage reads them), or from the
-        second fit on the same data (a search). "auto" allows half the
-        memory available when the fit starts; False keeps nothing. Data larger than the budget: the first
-        blocks are kept, the rest read again. Kept blocks are read-only and
-        go when the dask collection that made them is deleted, or with
+        Keep the blocks a fit computes in memory, so that what reads them
+        again reads no storage for what is kept. "auto" keeps them for the
+        fit's own later epochs (``max_epochs > 1``, early stopping), within
+        half the memory available when the fit starts. A budget in bytes
+        (an integer, or a string such as ``"4GB"``) also keeps them for
+        what reads them after the fit: the next stage of a pipeline (which
+        fits on a transform of these blocks) and a repeated fit on the same
+        data (a search over ``alpha``). Not the default, because keeping
+        costs memory and time that re-reading can beat: see the README.
+        False keeps nothing. Data larger than the budget: the first blocks
+        are kept, the rest read again. Kept blocks are read-only and go when
+        the dask collection that made them is deleted, or with
         ``incremental.clear_cache()``; they never change a result. Not used
         on a dask.distributed cluster.
 
@@ -501,8 +502,9 @@ class Incremental(ParallelPostFit):
             y,
             cache_budget=budget,
             reread=self.max_epochs > 1 or bool(self.early_stopping),
-            # a pipeline's next stage fits on a transformer's transform
-            read_later=hasattr(self.estimator, "transform"),
+            # a budget given in bytes: keep for a pipeline's next stage, a
+            # repeated fit; "auto" keeps only for this fit's own epochs
+            read_later=self.cache != "auto",
             **per_sample,
         )
         try:
