@@ -7,7 +7,9 @@ so the benchmarks measure the data the README's first command makes.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import math
 import multiprocessing
 import statistics
@@ -62,6 +64,26 @@ class Row:
 
 
 # -- timing ------------------------------------------------------------------
+@contextlib.contextmanager
+def two_worker_client() -> Iterator[Any]:
+    """A dask.distributed ``Client`` of a fresh LocalCluster of 2 worker
+    processes x 1 thread, closed on leaving."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # Workers closing at the end log harmless heartbeat errors.
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
 def timed(func: Callable[[], Any]) -> tuple[float, Any]:
     """Seconds ``func()`` took, and its result."""
     gc.collect()  # so one run does not pay for the garbage of the one before

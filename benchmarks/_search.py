@@ -26,7 +26,6 @@ LocalCluster (same again?), and the exhaustive search once.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import dask.array as da
@@ -48,6 +47,7 @@ from ._common import (
     rss_mb,
     synthetic,
     timed,
+    two_worker_client,
     warm_page_cache,
     with_peak_rss,
     zarr_dataset,
@@ -189,17 +189,7 @@ def search_job(
     X, y, n_train = _data(source, chunk, seed)
     baseline = rss_mb()
     if cluster or library == "dask_ml":
-        from distributed import Client, LocalCluster
-
-        with (
-            LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                dashboard_address=None,
-                silence_logs=logging.CRITICAL,
-            ) as local_cluster,
-            Client(local_cluster),
-        ):
+        with two_worker_client():
             run = _ours if library == "ours" else _dask_ml
             result = run(X, y, n_train, seed)
     elif library == "ours":

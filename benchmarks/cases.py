@@ -15,7 +15,6 @@ The "search" case (``_search.py``, registered beside these in
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import time
@@ -49,6 +48,7 @@ from ._common import (
     same_state,
     synthetic,
     timed,
+    two_worker_client,
     warm_page_cache,
     with_peak_rss,
     zarr_dataset,
@@ -843,7 +843,6 @@ def distributed_fit(settings: Settings) -> list[Row]:
 
     The model must come out the same, bit for bit, whatever the scheduler.
     """
-    from distributed import Client, LocalCluster
 
     n_rows, chunk = settings.pick((2_500_000, 250_000), (10_000_000, 500_000))
     repeats = 3
@@ -854,17 +853,7 @@ def distributed_fit(settings: Settings) -> list[Row]:
     local = median_times(
         _fit_runs(X, y, lambda: zarr_row_blocks(folder), with_dask_ml), repeats
     )
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            # Workers closing at the end log harmless heartbeat errors.
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster),
-    ):
+    with two_worker_client():
         # The plain loop uses no scheduler, so it is timed once, above.
         cluster_t = median_times(_fit_runs(X, y, None, with_dask_ml), repeats)
     cluster_t["plain"] = local["plain"]

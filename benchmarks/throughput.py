@@ -14,7 +14,6 @@ alike; each dataset's files are read once before its row (page cache).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from ._common import (
     median_times,
     plain_fit,
     prepare_job,
+    two_worker_client,
     warm_page_cache,
     with_peak_rss,
     zarr_dataset,
@@ -271,22 +271,11 @@ def _worker_peaks(client: Any) -> list[float]:
 
 def cluster_job(library: str, folder: str) -> dict:
     """A slow fit on a fresh 2-worker LocalCluster: time and worker peaks."""
-    from distributed import Client, LocalCluster
-
     from ._slow import SlowSGD
 
     prepare_job()
     X, y = load_dataset(folder)
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with two_worker_client() as client:
         wrap = _ours if library == "ours" else _dask_ml
         wall, _, model = cpu_timed(
             lambda: wrap(SlowSGD(random_state=0)).fit(X, y, classes=CLASSES)

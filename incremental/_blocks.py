@@ -364,13 +364,16 @@ def cull_present(graph: dict, keys: Sequence[Hashable]) -> dict:
     return out
 
 
-def _optimized_graph(collections: list[Any]) -> tuple[dict, list[list[Hashable]]]:
+def _optimized_graph(
+    collections: list[Any], lowered: tuple[dict, list] | None = None
+) -> tuple[dict, list[list[Hashable]]]:
     """One optimised graph for all collections, and each one's keys per block.
 
     Optimising them together lets X and a y derived from it share work.
+    ``lowered``: their unoptimised graph and keys, if already built.
     """
     if all(map(is_dask_array, collections)):
-        graph, keys = _dask_compat.lowered_graph(collections, optimize=False)
+        graph, keys = lowered or _dask_compat.lowered_graph(collections, optimize=False)
         if len(graph) == len({key for block_keys in keys for key in block_keys}):
             # One task per block and nothing else (arrays made by from_array
             # or from_zarr): nothing to cull or fuse, and optimising would
@@ -613,7 +616,7 @@ def _cached_graph(
     if held:
         graph, keys = {**raw, **held}, raw_keys
     else:
-        graph, keys = _optimized_graph(collections)
+        graph, keys = _optimized_graph(collections, (raw, raw_keys))
     if reread:
         for block_keys in keys:
             for key in block_keys:
