@@ -159,3 +159,91 @@ def test_ctrl_c_on_cluster_keeps_finished_blocks_consistent(client, data):
     assert not any(
         key.startswith("incremental-fit") for key in client.who_has()
     )  # nothing left running or held on the cluster
+
+
+# -- searches on a cluster: the candidates travel to the blocks --------------------------
+def _search(estimator, **params):
+    from incremental import HyperbandSearchCV
+
+    grid = {"alpha": [1e-4, 1e-3, 1e-2, 1e-1], "loss": ["hinge", "log_loss"]}
+    return HyperbandSearchCV(estimator, grid, max_iter=9, random_state=0, **params)
+
+
+def _same_search(a, b):
+    for key, value in a.cv_results_.items():
+        if "time" not in key:
+            np.testing.assert_array_equal(
+                np.asarray(value), np.asarray(b.cv_results_[key]), err_msg=key
+            )
+    np.testing.assert_array_equal(a.best_estimator_.coef_, b.best_estimator_.coef_)
+
+
+def test_search_fits_candidates_where_the_blocks_are(client, data):
+    X0, y0 = data
+    X, y = client.persist(X0), client.persist(y0)  # blocks live on the workers now
+    distributed.wait([X, y])
+    home = {key[1]: workers[0] for key, workers in client.who_has(X).items()}
+    search = _search(SGDClassifier(random_state=0), test_size=0.2)
+    with distributed.get_task_stream(client) as stream:
+        search.fit(X, y, classes=[0, 1])
+    fits = [t for t in stream.data if str(t["key"]).startswith("fit_group_remote")]
+    n_calls = sum(search.cv_results_["partial_fit_calls"])
+    assert 0 < len(fits) <= n_calls  # groups of candidates, not one task each
+    with _local_scheduler():
+        local = _search(SGDClassifier(random_state=0), test_size=0.2)
+        local.fit(X0, y0, classes=[0, 1])
+    _same_search(search, local)
+    assert search.train_block_reads_ == local.train_block_reads_
+    # every block the search trained on stayed on its worker: a fit ran there
+    workers = {t["worker"] for t in fits}
+    assert workers <= set(home.values()) and len(workers) == 2
+
+
+def test_search_on_cluster_names_the_failing_candidate(client, data):
+    X, y = data
+    search = _search(FailsOnThirdCall(random_state=0))
+    with pytest.raises(RuntimeError, match="bad block") as info:
+        search.fit(X, y, classes=[0, 1])
+    assert any(
+        "candidate" in note and "call 3" in note for note in info.value.__notes__
+    )
+    assert not hasattr(search, "best_estimator_")
+
+
+def _bad_block(block, block_info=None):
+    if block_info[0]["chunk-location"][0] == 3:
+        raise OSError("unreadable chunk")
+    return block
+
+
+def test_search_on_cluster_names_the_block_that_cannot_be_computed(client, data):
+    X, y = data
+    X = X.map_blocks(_bad_block, dtype=X.dtype)
+    with pytest.raises(OSError, match="unreadable chunk") as info:
+        _search(SGDClassifier(random_state=0)).fit(X, y, classes=[0, 1])
+    assert any("block 3 of 12" in note for note in info.value.__notes__)
+
+
+class DiesOnceTuned(DiesOnce):
+    """``DiesOnce`` with the SGD parameters the search tunes."""
+
+    def __init__(self, flag=None, random_state=None, alpha=0.0001, loss="hinge"):
+        super().__init__(flag=flag, random_state=random_state)
+        self.alpha, self.loss = alpha, loss
+
+
+def test_lost_worker_does_not_change_the_search(data, tmp_path):
+    X, y = data
+    flag = str(tmp_path / "killed")
+    with _local_scheduler():
+        expected = _search(DiesOnceTuned(random_state=0)).fit(X, y, classes=[0, 1])
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        ours = _search(DiesOnceTuned(flag=flag, random_state=0))
+        ours.fit(X, y, classes=[0, 1])
+    assert os.path.exists(flag), "no worker was killed"
+    _same_search(ours, expected)

@@ -109,7 +109,7 @@ def test_fitter_threads_change_nothing(blocks):
             SGDClassifier(alpha=a, random_state=0) for a in (1e-4, 1e-2, 1)
         ]
         for _ in range(3):
-            seconds = fitter.feed(models[threads], batch)
+            seconds = fitter.feed(models[threads], batch).seconds
         fitter.close()
         assert len(seconds) == 3 and all(s >= 0 for s in seconds)
     for a, b in zip(models[1], models[4]):
@@ -131,7 +131,7 @@ def test_fitter_names_the_first_failing_model(blocks, threads):
 def test_an_empty_batch_is_a_call_with_nothing_to_fit():
     fitter = Fitter(lambda model, batch: model.append(1), threads=2)
     models = [[], []]
-    assert fitter.feed(models, {"X": np.empty((0, 3))}) == [0.0, 0.0]
+    assert fitter.feed(models, {"X": np.empty((0, 3))}).seconds == [0.0, 0.0]
     assert models == [[], []]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sklearn.base import clone
 
-from .._blocks import Batch, check_block_rows, cut_batch, num_rows
+from .._blocks import Batch, Blocks, check_block_rows, cut_batch, num_rows
 from .._merge import FixedTree, Merge, Part, is_fitted, leaf
 from .base import EpochJob, FitError, Report, interrupts_between_blocks
 
@@ -39,6 +39,22 @@ def _fit_remote(fit: Callable, previous: tuple, batch: Batch, computed: dict):
         check_block_rows(rows, "a block")
         fit(model, rows)
     return model, n
+
+
+def blocks_on_cluster(
+    client: Any, blocks: Blocks, batch: Batch
+) -> dict[int, dict[str, Any]]:
+    """The blocks of one batch set computing on the cluster: ``block -> parts``,
+    each part a future (or its in-memory value). Nothing is gathered here."""
+    computed = {}
+    for b, _ in batch:
+        keys = blocks.keys([b])
+        futures = {}
+        if keys:
+            graph = blocks.graph_for(keys)
+            futures = dict(zip(keys, client.get(graph, keys, sync=False)))
+        (computed[b],) = blocks.fill([b], futures)
+    return computed
 
 
 class ClusterRunner:
@@ -111,17 +127,9 @@ class _Ordered:
             self._release()
 
     def _blocks_of(self, position: int) -> dict[int, dict[str, Any]]:
-        """Futures (or in-memory values) for the blocks of one batch."""
-        blocks = self.job.blocks
-        computed = {}
-        for b, _ in self.job.batches[position]:
-            keys = blocks.keys([b])
-            futures = {}
-            if keys:
-                graph = blocks.graph_for(keys)
-                futures = dict(zip(keys, self.client.get(graph, keys, sync=False)))
-            (computed[b],) = blocks.fill([b], futures)
-        return computed
+        return blocks_on_cluster(
+            self.client, self.job.blocks, self.job.batches[position]
+        )
 
     def _settle(self, interruptible: bool = True) -> None:
         """Wait for the oldest fit and report it; Ctrl-C meanwhile stops."""
@@ -233,10 +241,15 @@ def _leaf_remote(template, batch: Batch, computed: dict, fit, merge: Merge):
     return leaf(template, rows, fit, merge), n
 
 
+def block_failed(computed: dict[int, dict[str, Any]]) -> bool:
+    """Whether a block future of the batch failed (computing it raised)."""
+    return any(
+        getattr(value, "status", None) == "error"
+        for parts in computed.values()
+        for value in parts.values()
+    )
+
+
 def _phase(computed: dict[int, dict[str, Any]]) -> str:
     """``"computing"`` if a block future of the batch failed, else ``"fitting"``."""
-    for parts in computed.values():
-        for value in parts.values():
-            if getattr(value, "status", None) == "error":
-                return "computing"
-    return "fitting"
+    return "computing" if block_failed(computed) else "fitting"

@@ -52,6 +52,7 @@ from .._postfit import ParallelPostFit
 from .._runners import partial_fit_batch
 from .._scoring import metric_for, streaming_score
 from .._validation import check_validation_data
+from ._cluster import ClusterFitter, ClusterSource, cluster_threads
 from ._params import (
     check_estimator,
     check_int,
@@ -249,27 +250,39 @@ class BaseSearch(ParallelPostFit):
         return blocks, validation
 
     def _run(self, schedule: Schedule, models, data: SearchData, metric, limit):
-        # Without a scheduler named by the user, each reader thread computes
-        # its group itself (as Incremental's local runner does).
-        configured = configured_get()
         prefetch, group = prefetch_and_group(
             "auto", data.blocks.block_bytes, data.batch_bytes
         )
-        source = BatchSource(
-            data.blocks,
-            data.order,
-            # Readers call it from several threads at once: see with_callbacks_given.
-            _dask_compat.with_callbacks_given(configured or dask.local.get_sync),
-            prefetch,
-            group,
-            limit,
-            readers=readers_for(prefetch, group, cores()),
+        # partial_fit runs in the fitter's threads (or the cluster's
+        # workers), in this thread's scikit-learn configuration.
+        fit = partial(
+            run_in_config,
+            current_config(),
+            partial(partial_fit_batch, constant=data.constant),
         )
-        threads = search_threads(configured)
-        # partial_fit runs in the fitter's threads, in this thread's
-        # scikit-learn configuration.
-        fit = partial(partial_fit_batch, constant=data.constant)
-        fitter = Fitter(partial(run_in_config, current_config(), fit), threads)
+        client = _dask_compat.current_client()
+        if client is not None:
+            # The candidates travel to the blocks (see _cluster).
+            source = ClusterSource(client, data.blocks, data.order, prefetch, limit)
+            threads = cluster_threads(client)
+            fitter = ClusterFitter(client, fit, threads)
+        else:
+            # Without a scheduler named by the user, each reader thread
+            # computes its group itself (as Incremental's local runner does).
+            configured = configured_get()
+            source = BatchSource(
+                data.blocks,
+                data.order,
+                # Readers call it from several threads at once: see
+                # with_callbacks_given.
+                _dask_compat.with_callbacks_given(configured or dask.local.get_sync),
+                prefetch,
+                group,
+                limit,
+                readers=readers_for(prefetch, group, cores()),
+            )
+            threads = search_threads(configured)
+            fitter = Fitter(fit, threads)
         validation = Validation(
             metric,
             data.validation,

@@ -12,11 +12,13 @@ per read of each validation block.
 - :func:`run_search` walks the schedule (``_schedule.Schedule``): feed,
   score, let the brackets decide, until every bracket is done or Ctrl-C.
 
-Where the work runs: blocks are computed by the stream's reader threads
-with the scheduler dask is configured with (on a ``dask.distributed``
-cluster, where the data is), and ``partial_fit`` runs in this process, in a
-pool of threads (one per core, ``num_workers`` when dask's config sets it;
-one with the synchronous scheduler). Threads pay for estimators whose
+Where the work runs: on one machine, blocks are computed by the stream's
+reader threads with the scheduler dask is configured with, and
+``partial_fit`` runs in this process, in a pool of threads (one per core,
+``num_workers`` when dask's config sets it; one with the synchronous
+scheduler). With a ``dask.distributed`` Client, ``_cluster`` takes the
+place of the source and the fitter: the candidates travel to the workers
+holding each batch and nothing is gathered here. Threads pay for estimators whose
 ``partial_fit`` frees the GIL (scikit-learn's SGD models, anything spending
 its time in NumPy on large blocks); a ``partial_fit`` in pure Python gains
 little from them. Blocks the block cache holds (``Blocks.cache``) are not
@@ -32,7 +34,7 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial, reduce
-from typing import Any
+from typing import Any, NamedTuple
 
 import dask
 import numpy as np
@@ -131,9 +133,11 @@ class BatchSource:
     def at(self, position: int) -> dict[str, Any]:
         """The batch at ``position`` (a dict of ``X``, ``y``, ...)."""
         if position < self._next:
-            return self._read(
+            batch = self._read(
                 position, lambda: self.compute([self.order.batch(position)])[0]
             )
+            check_block_rows(batch, lambda: self._where(position))
+            return batch
         while True:
             if self._stream is None:
                 self._open(self._next)
@@ -144,19 +148,18 @@ class BatchSource:
                 continue
             self._next = self._start + index + 1
             if self._next - 1 == position:
+                check_block_rows(batch, lambda: self._where(position))
                 return batch
+
+    def _where(self, position: int) -> str:
+        return describe_batch(self.blocks, self.order.batch(position))
 
     def _read(self, position: int, read: Callable[[], Any]) -> Any:
         try:
             return read()
         except BlockComputeError as failure:
             error = failure.error
-        error.add_note(
-            "incremental: raised while computing "
-            f"{describe_batch(self.blocks, self.order.batch(position))}, position "
-            f"{position} of the search's stream of training batches"
-        )
-        raise error
+        raise computing_note(error, self._where(position), position)
 
     def close(self) -> None:
         """Stop computing ahead; nothing of the stream runs on after this."""
@@ -165,7 +168,25 @@ class BatchSource:
             self._stream = None
 
 
+def computing_note(error: BaseException, where: str, position: int) -> BaseException:
+    """``error``, noted as raised while computing the batch at ``position``."""
+    error.add_note(
+        f"incremental: raised while computing {where}, position {position} of "
+        "the search's stream of training batches"
+    )
+    return error
+
+
 # -- fitting many models --------------------------------------------------------------------------
+class Fed(NamedTuple):
+    """What feeding one batch to many models left: the models after their
+    ``partial_fit`` (the same objects, or on a cluster the fitted copies that
+    came back), and the seconds each call took."""
+
+    models: list
+    seconds: list[float]
+
+
 def _fit_timed(fit: Callable, model: Any, batch: dict[str, Any]) -> float:
     start = time.perf_counter()
     fit(model, batch)
@@ -195,23 +216,25 @@ class Fitter:
             else None
         )
 
-    def feed(self, models: Sequence[Any], batch: dict[str, Any]) -> list[float]:
-        """Seconds each model's ``partial_fit`` took on ``batch``.
+    def feed(self, models: Sequence[Any], batch: dict[str, Any]) -> Fed:
+        """Each model's ``partial_fit`` on ``batch``, in place; the seconds each took.
 
         An empty batch (an empty partition) counts as a call, with nothing
         to fit. If some fail, :class:`FeedError` names the first failing
         model in order, once the others have finished.
         """
+        models = list(models)
         if num_rows(batch["X"]) == 0:
-            return [0.0] * len(models)
+            return Fed(models, [0.0] * len(models))
         if self.pool is None or len(models) == 1:
-            return [self._fit_one(i, model, batch) for i, model in enumerate(models)]
+            seconds = [self._fit_one(i, model, batch) for i, model in enumerate(models)]
+            return Fed(models, seconds)
         futures = [self.pool.submit(_fit_timed, self.fit, m, batch) for m in models]
         wait(futures)
         for index, future in enumerate(futures):
             if future.exception() is not None:
                 raise FeedError(index, future.exception())
-        return [future.result() for future in futures]
+        return Fed(models, [future.result() for future in futures])
 
     def _fit_one(self, index: int, model: Any, batch: dict[str, Any]) -> float:
         try:
@@ -250,7 +273,7 @@ def score_group(
     return out
 
 
-def _groups(items: Sequence[Any], n_groups: int) -> list[tuple]:
+def split_groups(items: Sequence[Any], n_groups: int) -> list[tuple]:
     """``items`` cut into at most ``n_groups`` consecutive groups of near-equal size."""
     bounds = np.linspace(0, len(items), min(n_groups, len(items)) + 1).round()
     return [tuple(items[int(a) : int(b)]) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -290,7 +313,7 @@ class Validation:
 
     def score(self, models: Sequence[Any]) -> list[tuple[float, float]]:
         """``(score, seconds scoring)`` for each model, in order."""
-        groups = _groups(models, self.n_groups)
+        groups = split_groups(models, self.n_groups)
         self.reads += uncached(self.blocks, self.indices)
         if self.blocks.cache is None:
             per_group = self._next_to_blocks(groups)
@@ -377,10 +400,11 @@ class _Search:
         self.observer.position_started(position, schedule)
         feeding = schedule.to_feed(position)
         batch = self.source.at(position)
-        check_block_rows(batch, lambda: self.where(position))
-        seconds = self.feed(feeding, batch, position)
+        fed = self.feed(feeding, batch, position)
         del batch
-        self.last_fit.update((m.id, s) for m, s in zip(feeding, seconds))
+        for model, fitted, seconds in zip(feeding, fed.models, fed.seconds):
+            self.run.models[model.id] = fitted
+            self.last_fit[model.id] = seconds
         schedule.fed(feeding)
         self.score(schedule.due(), decide=True)
         for model in schedule.models:  # dropped models are never trained again
@@ -391,7 +415,7 @@ class _Search:
     def where(self, position: int) -> str:
         return describe_batch(self.source.blocks, self.source.order.batch(position))
 
-    def feed(self, feeding: list[ModelState], batch: dict, position: int) -> list:
+    def feed(self, feeding: list[ModelState], batch: Any, position: int) -> Fed:
         try:
             return self.fitter.feed([self.run.models[m.id] for m in feeding], batch)
         except FeedError as failure:
