@@ -59,6 +59,48 @@ def test_partial_fit_runs_where_the_block_is(client, data):
     assert ran_at_home >= 10  # the scheduler may move one or two; the data stays
 
 
+def _log(path, what, block):
+    with open(path, "a") as log:
+        log.write(f"{what} {block}\n")
+
+
+def _logged_read(block, path, block_info=None):
+    _log(path, "read", block_info[0]["chunk-location"][0])
+    return block
+
+
+class LoggedFits(SGDClassifier):
+    """Logs the end of each partial_fit to ``log``, by the first value of
+    its block."""
+
+    def __init__(self, log=None):
+        super().__init__()
+        self.log = log
+
+    def partial_fit(self, X, y, classes=None):
+        super().partial_fit(X, y, classes=classes)
+        _log(self.log, "fitted", int(X[0, 0]))
+        return self
+
+
+def test_cluster_holds_at_most_prefetch_blocks(client, tmp_path):
+    """A block is asked for only once the fit ``prefetch`` blocks before it
+    is done: reading ahead never holds more than ``prefetch`` blocks."""
+    n, prefetch, log = 10, 3, str(tmp_path / "events")
+    Xn = np.zeros((n * 50, 2))
+    Xn[:, 0] = np.repeat(np.arange(n), 50)  # each block says its number
+    yn = np.tile([0, 1], n * 25)
+    X = da.from_array(Xn, chunks=(50, 2)).map_blocks(_logged_read, log, dtype=float)
+    y = da.from_array(yn, chunks=50)
+    model = Incremental(LoggedFits(log), shuffle_blocks=False, prefetch=prefetch)
+    model.fit(X, y, classes=[0, 1])
+    with open(log) as events:
+        order = {line.strip(): i for i, line in enumerate(events)}
+    assert len(order) == 2 * n
+    for k in range(prefetch, n):
+        assert order[f"fitted {k - prefetch}"] < order[f"read {k}"], k
+
+
 class DiesOnce(SGDClassifier):
     """Kills the worker process it runs in, once, at its fifth partial_fit."""
 

@@ -4,8 +4,8 @@ For each batch in order, one task fits a copy of the previous model on the
 batch. The task depends on the previous model and on the batch's blocks, so
 the scheduler runs it on the worker that holds the blocks (a block is far
 bigger than a model), and the chain of model futures keeps the order exact.
-At most ``prefetch`` batches are computed ahead of the fit that uses them,
-and at most ``prefetch`` fits wait unsettled. If a worker dies, dask
+At most ``prefetch`` batches are held at once, from the moment their blocks
+are asked for until their fit is settled (the same bound as on one machine). If a worker dies, dask
 recomputes what it held from the task graph; fitting is deterministic, so the
 result is the same.
 """
@@ -89,7 +89,8 @@ class _Ordered:
         self.token = uuid.uuid4().hex[:12]
         self.ahead: dict[int, dict] = {}  # position -> its blocks' futures
         self.chain: deque = deque()  # (position, task future, block futures)
-        self.submitted = 0
+        self.submitted = 0  # batches whose blocks were asked for
+        self.settled = 0  # batches whose task is settled
         self.last_position: int | None = None
 
     def _submit(self, position: int, computed: dict) -> Any:
@@ -105,14 +106,10 @@ class _Ordered:
         n = len(self.job.batches)
         try:
             for position in range(n):
-                while self.submitted < min(position + self.job.prefetch, n):
-                    self.ahead[self.submitted] = self._blocks_of(self.submitted)
-                    self.submitted += 1
+                self._compute_ahead(position, n)
                 computed = self.ahead.pop(position)
                 future = self._submit(position, computed)
                 self.chain.append((position, future, computed))
-                while len(self.chain) > self.job.prefetch:
-                    self._settle()
                 if self.interrupted():
                     self._stop()
             while self.chain:
@@ -125,6 +122,23 @@ class _Ordered:
             self.chain.clear()
             self.ahead.clear()
             self._release()
+
+    def _compute_ahead(self, position: int, n: int) -> None:
+        """Set the blocks of ``position`` and of the ones after it computing.
+
+        A batch's blocks are held from then until its task is settled, so at
+        most ``prefetch`` batches are held at once (being read, waiting, or
+        being fitted): when that many are, the oldest task is waited for
+        before the blocks of one more are asked for.
+        """
+        while self.submitted < min(position + self.job.prefetch, n):
+            if self.submitted - self.settled >= self.job.prefetch:
+                if self.submitted > position:
+                    return  # this position's blocks are asked for already
+                self._settle()
+                continue
+            self.ahead[self.submitted] = self._blocks_of(self.submitted)
+            self.submitted += 1
 
     def _blocks_of(self, position: int) -> dict[int, dict[str, Any]]:
         return blocks_on_cluster(
@@ -145,6 +159,7 @@ class _Ordered:
             del future, computed
             raise FitError(error, position=position, phase=phase) from None
         self.last_position = position
+        self.settled += 1
         self._accept(result)
 
     def _wait_for_oldest(self) -> bool:
