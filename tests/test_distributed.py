@@ -289,3 +289,36 @@ def test_lost_worker_does_not_change_the_search(data, tmp_path):
         ours.fit(X, y, classes=[0, 1])
     assert os.path.exists(flag), "no worker was killed"
     _same_search(ours, expected)
+
+
+class CtrlCOnce(SGDClassifier):
+    """Sends Ctrl-C to its own process at its second partial_fit, once
+    (the file ``flag`` says it was sent)."""
+
+    def __init__(self, flag=None, alpha=0.0001):
+        super().__init__(alpha=alpha, random_state=0)
+        self.flag = flag
+
+    def partial_fit(self, X, y, classes=None):
+        super().partial_fit(X, y, classes=classes)
+        self.calls_ = getattr(self, "calls_", 0) + 1
+        if self.calls_ == 2 and not os.path.exists(self.flag):
+            open(self.flag, "w").close()
+            os.kill(os.getpid(), signal.SIGINT)  # in-process workers: this one
+        return self
+
+
+def test_ctrl_c_on_cluster_keeps_the_search_so_far(client, data, tmp_path):
+    from incremental import IncrementalSearchCV
+
+    search = IncrementalSearchCV(
+        CtrlCOnce(str(tmp_path / "sent")), {"alpha": [1e-4, 1e-2, 1.0]}, "grid",
+        fits_per_score=3, max_iter=9, random_state=0,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt) as info:
+        search.fit(*data, classes=[0, 1])
+    assert "stopped on Ctrl-C" in "\n".join(info.value.__notes__)
+    # stopped after the second block: every candidate scored again at 2 calls
+    assert list(search.cv_results_["partial_fit_calls"]) == [2, 2, 2]
+    assert search.best_estimator_.calls_ == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
