@@ -5,9 +5,9 @@ batch. The task depends on the previous model and on the batch's blocks, so
 the scheduler runs it on the worker that holds the blocks (a block is far
 bigger than a model), and the chain of model futures keeps the order exact.
 At most ``prefetch`` batches are held at once, from the moment their blocks
-are asked for until their fit is settled (the same bound as on one machine). If a worker dies, dask
-recomputes what it held from the task graph; fitting is deterministic, so the
-result is the same.
+are asked for until their fit is settled (the same bound as on one
+machine). If a worker dies, dask recomputes what it held from the task
+graph; fitting is deterministic, so the result is the same.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,7 @@ class ClusterSource:
     position the search can need, when known).
 
     A block is counted as read when it is set computing while no position
-    held here needs it already; a position asked for again (a candidate
+    held ahead needs it already; a position asked for again (a candidate
     behind the others) is computed again, and counted.
     """
 
@@ -70,29 +69,25 @@ class ClusterSource:
         self.prefetch, self.limit = max(1, prefetch), limit
         self.reads = 0
         self._ahead: dict[int, RemoteBatch] = {}
-        self._held: Counter = Counter()  # block -> positions here needing it
         self._next = 0  # the next position to set computing
+
+    def where(self, position: int) -> str:
+        """Human words for the batch at ``position``."""
+        return describe_batch(self.blocks, self.order.batch(position))
 
     def _submit(self, position: int) -> RemoteBatch:
         batch = self.order.batch(position)
-        fresh = {b for b, _ in batch if not self._held[b]}
-        self.reads += len(fresh)
-        for b in {b for b, _ in batch}:
-            self._held[b] += 1
-        where = describe_batch(self.blocks, batch)
+        held = {b for ahead in self._ahead.values() for b, _ in ahead.batch}
+        self.reads += len({b for b, _ in batch} - held)
         computed = blocks_on_cluster(self.client, self.blocks, batch)
-        return RemoteBatch(position, batch, computed, where)
-
-    def _release(self, remote: RemoteBatch) -> None:
-        for b in {b for b, _ in remote.batch}:
-            self._held[b] -= 1
+        return RemoteBatch(position, batch, computed, self.where(position))
 
     def at(self, position: int) -> RemoteBatch:
         """The batch at ``position``; later ones start computing behind it."""
         if position >= self._next:
             for dropped in [p for p in self._ahead if p < position]:
-                self._release(self._ahead.pop(dropped))
-            self._next = max(self._next, position)
+                del self._ahead[dropped]
+            self._next = position
             stop = position + self.prefetch
             if self.limit is not None and self.limit > position:
                 stop = min(stop, self.limit)
@@ -102,7 +97,6 @@ class ClusterSource:
         remote = self._ahead.pop(position, None)
         if remote is None:  # a position already passed: compute it again
             remote = self._submit(position)
-        self._release(remote)
         return remote
 
     def close(self) -> None:
@@ -111,7 +105,6 @@ class ClusterSource:
         The blocks' futures are dropped, not cancelled: their keys may be the
         user's too."""
         self._ahead.clear()
-        self._held.clear()
 
 
 def fit_group_remote(

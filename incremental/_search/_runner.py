@@ -18,8 +18,8 @@ reader threads with the scheduler dask is configured with, and
 ``num_workers`` when dask's config sets it; one with the synchronous
 scheduler). With a ``dask.distributed`` Client, ``_cluster`` takes the
 place of the source and the fitter: the candidates travel to the workers
-holding each batch and nothing is gathered here. Threads pay for estimators whose
-``partial_fit`` frees the GIL (scikit-learn's SGD models, anything spending
+holding each batch and nothing is gathered here. Threads pay for
+estimators whose ``partial_fit`` frees the GIL (scikit-learn's SGD models, anything spending
 its time in NumPy on large blocks); a ``partial_fit`` in pure Python gains
 little from them. Blocks the block cache holds (``Blocks.cache``) are not
 read again, and are not counted as reads.
@@ -131,13 +131,17 @@ class BatchSource:
         )
 
     def at(self, position: int) -> dict[str, Any]:
-        """The batch at ``position`` (a dict of ``X``, ``y``, ...)."""
+        """The batch at ``position`` (a dict of ``X``, ``y``, ...), its parts
+        checked to have one row each."""
+        batch = self._computed(position)
+        check_block_rows(batch, lambda: self.where(position))
+        return batch
+
+    def _computed(self, position: int) -> dict[str, Any]:
         if position < self._next:
-            batch = self._read(
+            return self._read(
                 position, lambda: self.compute([self.order.batch(position)])[0]
             )
-            check_block_rows(batch, lambda: self._where(position))
-            return batch
         while True:
             if self._stream is None:
                 self._open(self._next)
@@ -148,10 +152,10 @@ class BatchSource:
                 continue
             self._next = self._start + index + 1
             if self._next - 1 == position:
-                check_block_rows(batch, lambda: self._where(position))
                 return batch
 
-    def _where(self, position: int) -> str:
+    def where(self, position: int) -> str:
+        """Human words for the batch at ``position``."""
         return describe_batch(self.blocks, self.order.batch(position))
 
     def _read(self, position: int, read: Callable[[], Any]) -> Any:
@@ -159,7 +163,7 @@ class BatchSource:
             return read()
         except BlockComputeError as failure:
             error = failure.error
-        raise computing_note(error, self._where(position), position)
+        raise computing_note(error, self.where(position), position)
 
     def close(self) -> None:
         """Stop computing ahead; nothing of the stream runs on after this."""
@@ -413,7 +417,7 @@ class _Search:
         self.observer.position_done(position, schedule)
 
     def where(self, position: int) -> str:
-        return describe_batch(self.source.blocks, self.source.order.batch(position))
+        return self.source.where(position)
 
     def feed(self, feeding: list[ModelState], batch: Any, position: int) -> Fed:
         try:
