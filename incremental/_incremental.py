@@ -55,7 +55,14 @@ from ._plan import (
 from ._postfit import ParallelPostFit, can_partial_fit
 from ._progress import Progress
 from ._quirks import quirks_of
-from ._runners import EpochJob, FitError, Runner, choose_runner, partial_fit_batch
+from ._runners import (
+    EpochJob,
+    FitError,
+    Runner,
+    choose_runner,
+    cluster_threads,
+    partial_fit_batch,
+)
 from ._scoring import check_scoring
 from ._validation import EarlyStopping, check_validation_data, validation_scorer
 
@@ -155,7 +162,8 @@ class Incremental(ParallelPostFit):
     prefetch : int or "auto", default="auto"
         At most this many blocks are held at once: being read, waiting for
         ``partial_fit``, and being fitted. "auto" holds about 512 MiB
-        (between 2 and 64 blocks). Up to half of them are computed per
+        (between 2 and 64 blocks), and on a dask.distributed cluster at
+        most one batch more than the workers have threads. Up to half of them are computed per
         scheduler call, which spreads its fixed cost over small blocks;
         large blocks (over 8 MiB) are computed one per call, by up to twice
         as many reader threads as there are cores, from the start.
@@ -600,8 +608,12 @@ class Incremental(ParallelPostFit):
             total_rows = sum(plan.rows)
             if total_rows:
                 batch_bytes = blocks.nbytes / total_rows * self.batch_size
+        client = _dask_compat.current_client()
         prefetch, group = prefetch_and_group(
-            self.prefetch, blocks.block_bytes, batch_bytes
+            self.prefetch,
+            blocks.block_bytes,
+            batch_bytes,
+            None if client is None else cluster_threads(client),
         )
         if batch_bytes is None:
             batch_bytes = blocks.block_bytes

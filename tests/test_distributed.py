@@ -1,8 +1,10 @@
 """Fitting on a dask.distributed cluster: same state, runs near the data, survives a lost worker."""
 
+import gc
 import os
 import signal
 import sys
+import time
 
 import cloudpickle
 import dask.array as da
@@ -99,6 +101,40 @@ def test_cluster_holds_at_most_prefetch_blocks(client, tmp_path):
     assert len(order) == 2 * n
     for k in range(prefetch, n):
         assert order[f"fitted {k - prefetch}"] < order[f"read {k}"], k
+
+
+class SlowFits(SGDClassifier):
+    """partial_fit takes 0.15 s longer: the client waits for each fit."""
+
+    def partial_fit(self, X, y, classes=None):
+        time.sleep(0.15)
+        return super().partial_fit(X, y, classes=classes)
+
+
+def test_cluster_fit_lets_go_of_every_block(client, data):
+    """Blocks are let go of as soon as their fit is settled, not when the
+    garbage collector runs: the client's waiting keeps no reference to
+    them (it once did, in cycles with the timeouts of its polling)."""
+    X, y = data
+    X, y = X[:600], y[:600]
+    gc.disable()  # what is held in cycles stays held
+    try:
+        Incremental(SlowFits(), shuffle_blocks=False, prefetch=2).fit(
+            X, y, classes=[0, 1]
+        )
+        for _ in range(50):  # the workers hear of released keys shortly
+            held = [
+                key
+                for keys in client.has_what().values()
+                for key in keys
+                if isinstance(key, tuple) and key[0] in (X.name, y.name)
+            ]
+            if not held:
+                break
+            time.sleep(0.1)
+    finally:
+        gc.enable()
+    assert held == []
 
 
 class DiesOnce(SGDClassifier):

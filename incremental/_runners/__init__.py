@@ -25,7 +25,7 @@ from .base import (
     interrupts_between_blocks,
     partial_fit_batch,
 )
-from .cluster import ClusterRunner
+from .cluster import ClusterRunner, cluster_threads
 from .local import LocalRunner
 from .merge import MergeRunner
 
@@ -48,6 +48,7 @@ __all__ = [
     "Report",
     "Runner",
     "choose_runner",
+    "cluster_threads",
     "interrupts_between_blocks",
     "partial_fit_batch",
 ]

@@ -13,6 +13,7 @@ graph; fitting is deterministic, so the result is the same.
 from __future__ import annotations
 
 import copy
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -163,16 +164,20 @@ class _Ordered:
         self._accept(result)
 
     def _wait_for_oldest(self) -> bool:
-        """Wait for the oldest fit to finish; False if Ctrl-C came first."""
-        from distributed import wait
+        """Wait for the oldest fit to finish; False if Ctrl-C came first.
 
-        while not self.chain[0][1].done():
+        The future's own callback ends the wait. (Waiting with a timeout
+        raised an exception at each look at Ctrl-C, whose traceback kept
+        this frame, and so the blocks of the batch being settled, alive
+        in a reference cycle until the garbage collector ran: workers held
+        blocks well past ``prefetch``.)
+        """
+        future = self.chain[0][1]
+        finished = threading.Event()
+        future.add_done_callback(lambda _: finished.set())
+        while not finished.wait(_POLL_SECONDS):
             if self.interrupted():
                 return False
-            try:
-                wait(self.chain[0][1], timeout=_POLL_SECONDS)
-            except TimeoutError:
-                continue
         return True
 
     def _stop(self) -> None:
@@ -254,6 +259,11 @@ def _leaf_remote(template, batch: Batch, computed: dict, fit, merge: Merge):
         return None, 0
     check_block_rows(rows, "a block")
     return leaf(template, rows, fit, merge), n
+
+
+def cluster_threads(client: Any) -> int:
+    """Threads over all of the cluster's workers (at least 1)."""
+    return max(1, sum(client.nthreads().values()))
 
 
 def block_failed(computed: dict[int, dict[str, Any]]) -> bool:

@@ -50,9 +50,10 @@ from .._plan import (
 )
 from .._postfit import ParallelPostFit
 from .._runners import partial_fit_batch
+from .._runners.cluster import cluster_threads
 from .._scoring import metric_for, streaming_score
 from .._validation import check_validation_data
-from ._cluster import ClusterFitter, ClusterSource, cluster_threads
+from ._cluster import ClusterFitter, ClusterSource
 from ._params import (
     check_estimator,
     check_int,
@@ -250,8 +251,12 @@ class BaseSearch(ParallelPostFit):
         return blocks, validation
 
     def _run(self, schedule: Schedule, models, data: SearchData, metric, limit):
+        client = _dask_compat.current_client()
         prefetch, group = prefetch_and_group(
-            "auto", data.blocks.block_bytes, data.batch_bytes
+            "auto",
+            data.blocks.block_bytes,
+            data.batch_bytes,
+            None if client is None else cluster_threads(client),
         )
         # partial_fit runs in the fitter's threads (or the cluster's
         # workers), in this thread's scikit-learn configuration.
@@ -260,7 +265,6 @@ class BaseSearch(ParallelPostFit):
             current_config(),
             partial(partial_fit_batch, constant=data.constant),
         )
-        client = _dask_compat.current_client()
         if client is not None:
             # The candidates travel to the blocks (see _cluster).
             source = ClusterSource(client, data.blocks, data.order, prefetch, limit)

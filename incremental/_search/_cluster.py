@@ -178,8 +178,3 @@ class ClusterFitter:
 
     def close(self) -> None:
         pass
-
-
-def cluster_threads(client: Any) -> int:
-    """Threads over all of the cluster's workers (at least 1)."""
-    return max(1, sum(client.nthreads().values()))
