@@ -480,6 +480,21 @@ def _predict_to_parquet(pipe: Any, frame: Any, predictions: Path) -> None:
     )
 
 
+def _first_column(part: Any) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"prediction": part.iloc[:, 0].to_numpy()}, index=part.index)
+
+
+def _dask_io_to_parquet(frame: Any, predictions: Path) -> None:
+    """What :func:`_predict_to_parquet` asks of dask without a model: read
+    the features of each partition, write one column and the index to
+    parquet, one file per partition."""
+    frame[feature_names()].map_partitions(_first_column).to_parquet(
+        str(predictions), compression=None, write_index=True
+    )
+
+
 def _held_out(folder: Path, column: str, n_train: int) -> np.ndarray:
     """``column`` of the rows after ``n_train``, read file by file in order."""
     import pyarrow.parquet as pq
@@ -517,7 +532,13 @@ def parquet_pipeline_job(library: str, folder: str, n_train: int, seed: int) -> 
     predicted = _held_out(predictions, "prediction", n_train)
     labels = _held_out(folder / PARQUET_NAME, "y", n_train)
     shutil.rmtree(predictions, ignore_errors=True)
-    return _job_result(fitted, float(np.mean(predicted == labels)), baseline)
+    result = _job_result(fitted, float(np.mean(predicted == labels)), baseline)
+    if library == "ours":
+        result["dask_io_seconds"], _ = timed(
+            lambda: _dask_io_to_parquet(frame, predictions)
+        )
+        shutil.rmtree(predictions, ignore_errors=True)
+    return result
 
 
 def reference_pipeline(settings: Settings) -> list[Row]:
@@ -536,6 +557,17 @@ def reference_pipeline(settings: Settings) -> list[Row]:
             (100_000_000, 500_000, False, False),
         ],
     )  # (rows, chunk rows, run the plain loop and dask-ml too, zstd)
+    return _zarr_pipelines(settings, sizes)
+
+
+def reference_pipeline_zstd(settings: Settings) -> list[Row]:
+    """The size of :func:`reference_pipeline` on zstd zarr alone (a few minutes)."""
+    size = settings.pick((2_000_000, 250_000), (20_000_000, 500_000))
+    return _zarr_pipelines(settings, [(*size, True, True)])
+
+
+def _zarr_pipelines(settings: Settings, sizes: list[tuple]) -> list[Row]:
+    """The reference pipeline's rows for each (rows, chunk rows, compare, zstd)."""
     rows = []
     for n_rows, chunk, compare, compressed in sizes:
         folder = zarr_dataset(settings, n_rows, chunk, compressed=compressed)
@@ -577,7 +609,7 @@ def _compare_pipelines(
     read_cpu = _read_cpu_of(folder, file_format) if compare else None
     get = _fresh_runs(job, libraries, str(folder), n_train, seed, repeats=repeats)
     check = _failures(get) + _pipeline_check(get)
-    limit = _pipeline_limit(get["plain"], read_cpu)
+    limit, limit_kept = _pipeline_limits(get["plain"], read_cpu)
     size = _size(n_rows, -(-n_rows // chunk))
     case = "reference pipeline" + ("" if file_format == "zarr" else f" ({file_format})")
     rows = []
@@ -609,12 +641,40 @@ def _compare_pipelines(
         )
         if key == "fit_seconds":
             rows += _floor_row(case, size, times, get)
-            rows += _kept_row(case, size, times, get)
+            rows += _kept_row(case, size, times, get, limit_kept)
+        if key == "predict_seconds":
+            rows += _dask_io_row(case, size, times, get)
     return rows
 
 
-def _kept_row(case: str, size: str, times: str, get: dict[str, dict]) -> list[Row]:
-    """Ours with the scaler's blocks kept for the SGD's pass, if it ran."""
+def _dask_io_row(case: str, size: str, times: str, get: dict[str, dict]) -> list[Row]:
+    """dask's own reading and writing of the files, no model, if measured."""
+    seconds = get["ours"].get("dask_io_seconds")
+    if seconds is None:
+        return []
+    predict = get["ours"].get("predict_seconds", float("nan"))
+    note = (
+        "read the features and write one column as ours' predict does, "
+        f"without a model: dask's part of ours' predict ({predict:.3g} s)"
+    )
+    return [
+        Row(
+            case,
+            size,
+            f"dask DataFrame read + to_parquet alone{times}",
+            seconds,
+            get["plain"].get("predict_seconds"),
+            None,
+            check=note,
+        )
+    ]
+
+
+def _kept_row(
+    case: str, size: str, times: str, get: dict[str, dict], limit: float | None
+) -> list[Row]:
+    """Ours with the scaler's blocks kept for the SGD's pass, if it ran;
+    ``limit``: the pipeline's, reading once."""
     kept = get.get("ours_kept", {})
     if not kept:
         return []
@@ -631,6 +691,7 @@ def _kept_row(case: str, size: str, times: str, get: dict[str, dict]) -> list[Ro
             get["plain"].get("fit_seconds"),
             get["dask_ml"].get("fit_seconds"),
             check=note,
+            limit=limit,
         )
     ]
 
@@ -645,16 +706,21 @@ def _read_cpu_of(folder: Path, file_format: str) -> float | None:
     return _read_cpu(X, y)[1]
 
 
-def _pipeline_limit(plain: dict, read_cpu: float | None) -> float | None:
-    """The least time the pipeline's fit can take here.
+def _pipeline_limits(plain: dict, read_cpu: float | None) -> tuple:
+    """The least time the pipeline's fit can take here: ``(reading twice,
+    reading once)``, or Nones when unknown.
 
     The scaler's pass (reading and fitting, which merging spreads over every
     core) must end before the SGD's chain of partial_fit calls starts, and
-    that chain is serial; a cache spares the second pass its reading.
+    that chain is serial. Reading twice, the SGD's pass also reads every
+    block again, spread over the cores beside the chain; reading once (the
+    scaler's blocks kept), it is the chain alone, if keeping were free.
     """
     if read_cpu is None or "scaler_seconds" not in plain:
-        return None
-    return limit_seconds(read_cpu + plain["scaler_seconds"], 0.0) + plain["sgd_seconds"]
+        return None, None
+    scaler_pass = limit_seconds(read_cpu + plain["scaler_seconds"], 0.0)
+    sgd = plain["sgd_seconds"]
+    return scaler_pass + limit_seconds(read_cpu + sgd, sgd), scaler_pass + sgd
 
 
 def _pipeline_check(get: dict[str, dict]) -> str:
@@ -884,6 +950,7 @@ CASES = {
     "overhead": per_block_overhead,
     "out-of-core": out_of_core_fit,
     "pipeline": reference_pipeline,
+    "pipeline-zstd": reference_pipeline_zstd,
     "pipeline-parquet": reference_pipeline_parquet,
     "predict": predict_score_small_blocks,
     "memory": memory_scaling,
