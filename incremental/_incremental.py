@@ -163,8 +163,9 @@ class Incremental(ParallelPostFit):
         At most this many blocks are held at once: being read, waiting for
         ``partial_fit``, and being fitted. "auto" holds about 512 MiB
         (between 2 and 64 blocks), and on a dask.distributed cluster at
-        most one batch more than the workers have threads. Up to half of them are computed per
-        scheduler call, which spreads its fixed cost over small blocks;
+        most one batch more than the workers have threads. Up to half of
+        them are computed per scheduler call, which spreads its fixed cost
+        over small blocks;
         large blocks (over 8 MiB) are computed one per call, by up to twice
         as many reader threads as there are cores, from the start.
     batch_size : int, optional

@@ -252,11 +252,9 @@ class BaseSearch(ParallelPostFit):
 
     def _run(self, schedule: Schedule, models, data: SearchData, metric, limit):
         client = _dask_compat.current_client()
+        on_cluster = None if client is None else cluster_threads(client)
         prefetch, group = prefetch_and_group(
-            "auto",
-            data.blocks.block_bytes,
-            data.batch_bytes,
-            None if client is None else cluster_threads(client),
+            "auto", data.blocks.block_bytes, data.batch_bytes, on_cluster
         )
         # partial_fit runs in the fitter's threads (or the cluster's
         # workers), in this thread's scikit-learn configuration.
@@ -268,7 +266,7 @@ class BaseSearch(ParallelPostFit):
         if client is not None:
             # The candidates travel to the blocks (see _cluster).
             source = ClusterSource(client, data.blocks, data.order, prefetch, limit)
-            threads = cluster_threads(client)
+            threads = on_cluster
             fitter = ClusterFitter(client, fit, threads)
         else:
             # Without a scheduler named by the user, each reader thread

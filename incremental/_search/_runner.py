@@ -19,9 +19,9 @@ reader threads with the scheduler dask is configured with, and
 scheduler). With a ``dask.distributed`` Client, ``_cluster`` takes the
 place of the source and the fitter: the candidates travel to the workers
 holding each batch and nothing is gathered here. Threads pay for
-estimators whose ``partial_fit`` frees the GIL (scikit-learn's SGD models, anything spending
-its time in NumPy on large blocks); a ``partial_fit`` in pure Python gains
-little from them. Blocks the block cache holds (``Blocks.cache``) are not
+estimators whose ``partial_fit`` frees the GIL (scikit-learn's SGD models,
+anything spending its time in NumPy on large blocks); a ``partial_fit`` in
+pure Python gains little from them. Blocks the block cache holds (``Blocks.cache``) are not
 read again, and are not counted as reads.
 """
 
