@@ -146,8 +146,7 @@ class DiesOnce(SGDClassifier):
 
     def partial_fit(self, X, y, classes=None):
         self.calls_ = getattr(self, "calls_", 0) + 1
-        if self.calls_ == 5 and self.flag and not os.path.exists(self.flag):
-            open(self.flag, "w").close()
+        if self.calls_ == 5 and self.flag and _created(self.flag):
             os._exit(1)  # the worker dies mid-fit, with the model it held
         return super().partial_fit(X, y, classes=classes)
 
@@ -329,7 +328,9 @@ def test_lost_worker_does_not_change_the_search(data, tmp_path):
 
 class CtrlCOnce(SGDClassifier):
     """Sends Ctrl-C to its own process at its second partial_fit, once
-    (the file ``flag`` says it was sent)."""
+    (the file ``flag`` says it was sent). Candidates fit at once on both
+    workers: only the one that creates ``flag`` sends it (a second Ctrl-C
+    would interrupt at once, as it should)."""
 
     def __init__(self, flag=None, alpha=0.0001):
         super().__init__(alpha=alpha, random_state=0)
@@ -338,10 +339,18 @@ class CtrlCOnce(SGDClassifier):
     def partial_fit(self, X, y, classes=None):
         super().partial_fit(X, y, classes=classes)
         self.calls_ = getattr(self, "calls_", 0) + 1
-        if self.calls_ == 2 and not os.path.exists(self.flag):
-            open(self.flag, "w").close()
+        if self.calls_ == 2 and _created(self.flag):
             os.kill(os.getpid(), signal.SIGINT)  # in-process workers: this one
         return self
+
+
+def _created(path):
+    """Create ``path``; False if it exists already (atomic across threads)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
 
 
 def test_ctrl_c_on_cluster_keeps_the_search_so_far(client, data, tmp_path):
