@@ -161,13 +161,14 @@ class Incremental(ParallelPostFit):
         See :class:`ParallelPostFit`.
     prefetch : int or "auto", default="auto"
         At most this many blocks are held at once: being read, waiting for
-        ``partial_fit``, and being fitted. "auto" holds about 512 MiB
-        (between 2 and 64 blocks), and on a dask.distributed cluster at
-        most one batch more than the workers have threads. Up to half of
-        them are computed per scheduler call, which spreads its fixed cost
-        over small blocks;
-        large blocks (over 8 MiB) are computed one per call, by up to twice
-        as many reader threads as there are cores, from the start.
+        ``partial_fit``, and being fitted. "auto" holds at most about
+        512 MiB (between 2 and 64 blocks) and at most one scheduler call's
+        blocks more than there are cores (on a dask.distributed cluster,
+        than the workers have threads): each core reading or fitting, one
+        call's blocks waiting. Up to half of them are computed per scheduler
+        call, which spreads its fixed cost over small blocks; large blocks
+        (over 8 MiB) are computed one per call, by reader threads, from the
+        start.
     batch_size : int, optional
         Re-cut the stream into batches of this many rows, whatever the
         storage chunks: large blocks are split and small ones joined, in
@@ -615,6 +616,7 @@ class Incremental(ParallelPostFit):
             blocks.block_bytes,
             batch_bytes,
             None if client is None else cluster_threads(client),
+            cores(),
         )
         if batch_bytes is None:
             batch_bytes = blocks.block_bytes

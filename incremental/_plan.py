@@ -309,8 +309,9 @@ def make_plan(
 
 
 # -- how far ahead ------------------------------------------------------------------
-#: With prefetch="auto", about this many bytes of blocks are held at once
-#: (being read, waiting, and being fitted).
+#: With prefetch="auto", at most about this many bytes of blocks are held at
+#: once (being read, waiting, and being fitted); fewer where the cores need
+#: fewer (see prefetch_and_group).
 PREFETCH_BYTES = 512 * 2**20
 PREFETCH_RANGE = (2, 64)
 # Blocks computed in one scheduler call share its fixed cost, but the first
@@ -336,18 +337,22 @@ def prefetch_and_group(
     block_bytes: float,
     batch_bytes: float | None = None,
     cluster_threads: int | None = None,
+    cores: int | None = None,
 ) -> tuple[int, int]:
     """Blocks to compute ahead, and blocks per scheduler call.
 
     ``block_bytes`` is the size of a block of X (NaN when unknown);
-    ``batch_bytes`` that of a batch, when ``batch_size`` re-cuts the blocks;
-    ``cluster_threads`` the threads of the cluster's workers, on a cluster.
-    There "auto" asks for at most one batch more than the cluster has
-    threads: one being read or fitted by each thread, one waiting. Further
-    ahead reads no faster, and the batches held pile up on a few workers
-    (measured, a slow ``partial_fit`` on 2 workers x 1 thread, 80 MB zstd
-    blocks: the busiest worker peaked at 790 MB holding 6 batches, 620 MB
-    holding 3).
+    ``batch_bytes`` that of a batch, when ``batch_size`` re-cuts the blocks.
+    "auto" holds about ``PREFETCH_BYTES`` (the memory bound) and at most one
+    group more than there are threads to compute groups: ``cores`` here, or
+    ``cluster_threads``, the threads of a cluster's workers. One group being
+    read or fitted by each thread and one waiting keep every thread busy;
+    further ahead reads no faster and only holds memory (measured on 2
+    cores, 80 MB blocks: a pipeline's fit over 20M rows of uncompressed
+    zarr took 12.1-13.9 s and peaked at 0.91-0.96 GB holding 3 blocks,
+    13.5-18.7 s and 1.19-1.23 GB holding 6; on zstd the same time either
+    way. On a cluster, the busiest of 2 single-thread workers peaked at
+    790 MB holding 6 batches, 620 MB holding 3).
 
     Examples
     --------
@@ -355,8 +360,12 @@ def prefetch_and_group(
     (64, 32)
     >>> prefetch_and_group("auto", 40e6)  # 40 MB blocks: one per call
     (13, 1)
-    >>> prefetch_and_group("auto", 40e6, cluster_threads=2)  # 2 fitting, 1 waiting
+    >>> prefetch_and_group("auto", 40e6, cores=2)  # 2 reading or fitting, 1 waiting
     (3, 1)
+    >>> prefetch_and_group("auto", 40e6, cluster_threads=2)
+    (3, 1)
+    >>> prefetch_and_group(8, 40e6, cores=2)  # a number is taken as given
+    (8, 1)
     """
     if batch_bytes is not None and math.isfinite(block_bytes):
         block_bytes = min(block_bytes, batch_bytes)
@@ -368,26 +377,33 @@ def prefetch_and_group(
         ahead = blocks_within(PREFETCH_BYTES, block_bytes, *PREFETCH_RANGE)
     else:
         ahead = 4
-    if prefetch == "auto" and cluster_threads is not None:
+    auto = prefetch == "auto"
+    if auto and cluster_threads is not None:
+        # a cluster's batches travel one per future: the bound is in batches
         ahead = max(PREFETCH_RANGE[0], min(ahead, cluster_threads + 1))
-    half = max(1, ahead // 2)
-    return ahead, blocks_within(GROUP_BYTES, block_bytes, 1, half)
+    group = blocks_within(GROUP_BYTES, block_bytes, 1, max(1, ahead // 2))
+    if auto and cluster_threads is None and cores is not None:
+        ahead = max(PREFETCH_RANGE[0], min(ahead, group * (cores + 1)))
+    return ahead, group
 
 
 def readers_for(prefetch: int, group: int, cores: int) -> int:
-    """Reader threads: twice as many groups computed at once as there are
-    cores, within the prefetch budget.
+    """Reader threads: as many groups computed at once as the prefetch
+    budget holds, up to twice the cores.
 
     While ``partial_fit`` holds one core, readers use the others; when it
     waits for a block, every core reads. A reader is not always busy on a
-    core: it waits on the storage library's own threads (zarr serialises
-    part of each read on one thread), and merged fits make each reader fit
-    its batch too; so twice the cores keeps the cores busy (measured: a
-    merged StandardScaler pass over zstd zarr took 6.3 s with 4 readers,
-    7.4 s with 2, on 2 cores). The readers yield the cores to the consumer.
+    core: it waits on the storage library's own threads, and merged fits
+    make each reader fit its batch too. With ``prefetch="auto"`` the budget
+    is itself bounded by the cores (one group more than there are cores:
+    see :func:`prefetch_and_group`), so the readers are as many; a larger
+    ``prefetch`` given by hand gets up to twice the cores. The readers
+    yield the cores to the consumer.
 
-    >>> readers_for(prefetch=6, group=1, cores=2), readers_for(64, 32, 8)
-    (4, 2)
+    >>> readers_for(prefetch=3, group=1, cores=2), readers_for(64, 32, 8)
+    (3, 2)
+    >>> readers_for(prefetch=8, group=1, cores=2)
+    4
     """
     return max(1, min(2 * cores, prefetch // max(group, 1)))
 

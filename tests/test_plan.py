@@ -144,6 +144,25 @@ def test_prefetch_and_group_follow_the_size(
     assert prefetch_and_group(prefetch, block_bytes, batch_bytes) == expected
 
 
+@given(
+    block_bytes=st.floats(1e3, 2e9),
+    cores=st.integers(1, 256),
+    prefetch=st.one_of(st.just("auto"), st.integers(1, 100)),
+)
+def test_auto_prefetch_holds_one_call_more_than_the_cores(block_bytes, cores, prefetch):
+    ahead, group = prefetch_and_group(prefetch, block_bytes, cores=cores)
+    unbounded, same_group = prefetch_and_group(prefetch, block_bytes)
+    assert group == same_group  # the cores bound what is held, not the calls
+    if prefetch != "auto":
+        assert ahead == prefetch  # a number is what the user asked for
+        return
+    # never more than the memory bound, never more than the cores can use
+    assert ahead <= unbounded
+    assert ahead <= max(2, group * (cores + 1))
+    # and enough to keep every core busy, within the memory bound
+    assert ahead >= min(unbounded, group * (cores + 1))
+
+
 def test_epoch_orders_are_drawn_as_the_fit_reaches_them():
     # A huge max_epochs (stopped early) must not draw every order up front.
     plan = make_plan(5, check_random_state(1), max_epochs=10**12)

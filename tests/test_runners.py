@@ -10,6 +10,7 @@ import time
 from functools import partial
 
 import cloudpickle
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -226,3 +227,26 @@ def test_runners_share_one_protocol():
         "fitting"
     )
     assert threading.current_thread() is threading.main_thread()
+
+
+@pytest.mark.parametrize("workers, held", [(1, 2), (2, 3), (4, 5)])
+def test_auto_prefetch_holds_one_large_block_more_than_the_cores(
+    monkeypatch, workers, held
+):
+    # Large blocks (11 MB) are read one per call, one per core while the
+    # next waits: more held ahead reads no faster and only takes memory.
+    from incremental._runners import local
+
+    made = []
+    real = local.BlockStream
+
+    def spy(*args, **kwargs):
+        made.append((kwargs["prefetch"], kwargs["readers"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(local, "BlockStream", spy)
+    X = da.random.default_rng(0).random((6 * 70_000, 20), chunks=(70_000, 20))
+    y = (X[:, 0] > 0.5).astype(int)
+    with dask.config.set(num_workers=workers):
+        Incremental(SGDClassifier(random_state=0)).fit(X, y)
+    assert made == [(held, held)]

@@ -254,7 +254,7 @@ class BaseSearch(ParallelPostFit):
         client = _dask_compat.current_client()
         on_cluster = None if client is None else cluster_threads(client)
         prefetch, group = prefetch_and_group(
-            "auto", data.blocks.block_bytes, data.batch_bytes, on_cluster
+            "auto", data.blocks.block_bytes, data.batch_bytes, on_cluster, cores()
         )
         # partial_fit runs in the fitter's threads (or the cluster's
         # workers), in this thread's scikit-learn configuration.
