@@ -358,6 +358,8 @@ def _plain_pipeline(folder: Path, n_train: int, predictions: Path, seed: int):
 
 #: The budget of the pipeline row whose scaler keeps its blocks for the SGD.
 KEPT_BUDGET = "16GB"
+# 512 MiB of 80 MB blocks: prefetch="auto" before it was bounded by the cores
+OLD_AUTO_PREFETCH = 6
 
 
 def _library_pipeline(library: str, seed: int) -> tuple[Any, dict]:
@@ -372,6 +374,11 @@ def _library_pipeline(library: str, seed: int) -> tuple[Any, dict]:
         # the scaler's blocks kept in memory for the SGD's pass
         scaler = _ours(StandardScaler()).set_params(cache=KEPT_BUDGET)
         return make_pipeline(scaler, _ours(_sgd(seed))), {}
+    if library == "ours_prefetch6":
+        # what prefetch="auto" held before it was bounded by the cores
+        scaler = _ours(StandardScaler()).set_params(prefetch=OLD_AUTO_PREFETCH)
+        sgd = _ours(_sgd(seed)).set_params(prefetch=OLD_AUTO_PREFETCH)
+        return make_pipeline(scaler, sgd), {}
     # dask-ml's pipeline as a dask-ml user writes it: its own StandardScaler,
     # a dask reduction over all blocks in parallel, then its Incremental.
     from dask_ml.preprocessing import StandardScaler as DaskStandardScaler
@@ -550,6 +557,37 @@ def reference_pipeline(settings: Settings) -> list[Row]:
     The plain loop does the same work by hand, serially.
     """
     return _zarr_pipelines(settings, _pipeline_sizes(settings))
+
+
+def prefetch_bound(settings: Settings) -> list[Row]:
+    """The reference pipeline's fit with ``prefetch="auto"`` against the
+    6 blocks it held before it was bounded by the cores, raw and zstd zarr,
+    taking turns three times in fresh processes."""
+    rows = []
+    for n_rows, chunk, _, compressed in _pipeline_sizes(settings)[:2]:
+        folder = zarr_dataset(settings, n_rows, chunk, compressed=compressed)
+        warm_page_cache(folder)
+        n_train = n_rows - max(1, n_rows // 100)
+        libraries = ["ours", "ours_prefetch6"]
+        get = _fresh_runs(pipeline_job, libraries, str(folder), n_train, 0, repeats=3)
+        case = "prefetch bound, reference pipeline" + (
+            " (zstd zarr)" if compressed else ""
+        )
+        size = _size(n_rows, -(-n_rows // chunk))
+        old = get["ours_prefetch6"]
+        for measure, key, unit in [
+            ("fit, median of 3", "fit_seconds", "s"),
+            ("peak RSS of the process, highest of 3", "peak_rss_mb", "MB"),
+        ]:
+            value = old.get(key, float("nan"))
+            note = _failures(get) or (
+                f"prefetch={OLD_AUTO_PREFETCH} (the old auto): {value:,.3g} {unit}; "
+                f"auto/old = {get['ours'].get(key, float('nan')) / value:.2f}x"
+            )
+            rows.append(
+                Row(case, size, measure, get["ours"].get(key), unit=unit, check=note)
+            )
+    return rows
 
 
 def reference_pipeline_zstd(settings: Settings) -> list[Row]:
@@ -955,6 +993,7 @@ CASES = {
     "out-of-core": out_of_core_fit,
     "pipeline": reference_pipeline,
     "pipeline-zstd": reference_pipeline_zstd,
+    "prefetch": prefetch_bound,
     "pipeline-parquet": reference_pipeline_parquet,
     "predict": predict_score_small_blocks,
     "memory": memory_scaling,

@@ -347,12 +347,12 @@ def prefetch_and_group(
     group more than there are threads to compute groups: ``cores`` here, or
     ``cluster_threads``, the threads of a cluster's workers. One group being
     read or fitted by each thread and one waiting keep every thread busy;
-    further ahead reads no faster and only holds memory (measured on 2
-    cores, 80 MB blocks: a pipeline's fit over 20M rows of uncompressed
-    zarr took 12.1-13.9 s and peaked at 0.91-0.96 GB holding 3 blocks,
-    13.5-18.7 s and 1.19-1.23 GB holding 6; on zstd the same time either
-    way. On a cluster, the busiest of 2 single-thread workers peaked at
-    790 MB holding 6 batches, 620 MB holding 3).
+    further ahead reads no faster and only holds memory (on 2 cores with
+    80 MB blocks, holding 3 instead of 6 cut a pipeline's peak memory by
+    about 250 MB at the same or less time; ``python -m benchmarks --only
+    prefetch`` compares the two. On a cluster, the busiest of 2
+    single-thread workers peaked at 790 MB holding 6 batches, 620 MB
+    holding 3).
 
     Examples
     --------
