@@ -564,12 +564,15 @@ def prefetch_bound(settings: Settings) -> list[Row]:
     6 blocks it held before it was bounded by the cores, raw and zstd zarr,
     taking turns three times in fresh processes."""
     rows = []
-    for n_rows, chunk, _, compressed in _pipeline_sizes(settings)[:2]:
+    compared = [size for size in _pipeline_sizes(settings) if size[2]]
+    for n_rows, chunk, _, compressed in compared:
         folder = zarr_dataset(settings, n_rows, chunk, compressed=compressed)
         warm_page_cache(folder)
         n_train = n_rows - max(1, n_rows // 100)
         libraries = ["ours", "ours_prefetch6"]
-        get = _fresh_runs(pipeline_job, libraries, str(folder), n_train, 0, repeats=3)
+        get = _fresh_runs(
+            pipeline_job, libraries, str(folder), n_train, settings.seed, repeats=3
+        )
         case = "prefetch bound, reference pipeline" + (
             " (zstd zarr)" if compressed else ""
         )

@@ -91,7 +91,6 @@ class _Ordered:
         self.ahead: dict[int, dict] = {}  # position -> its blocks' futures
         self.chain: deque = deque()  # (position, task future, block futures)
         self.submitted = 0  # batches whose blocks were asked for
-        self.settled = 0  # batches whose task is settled
         self.last_position: int | None = None
 
     def _submit(self, position: int, computed: dict) -> Any:
@@ -133,7 +132,8 @@ class _Ordered:
         before the blocks of one more are asked for.
         """
         while self.submitted < min(position + self.job.prefetch, n):
-            if self.submitted - self.settled >= self.job.prefetch:
+            # held: asked for and not yet fitted, or fitting unsettled
+            if len(self.ahead) + len(self.chain) >= self.job.prefetch:
                 if self.submitted > position:
                     return  # this position's blocks are asked for already
                 self._settle()
@@ -160,7 +160,6 @@ class _Ordered:
             del future, computed
             raise FitError(error, position=position, phase=phase) from None
         self.last_position = position
-        self.settled += 1
         self._accept(result)
 
     def _wait_for_oldest(self) -> bool:
