@@ -29,7 +29,7 @@ from .throughput import THROUGHPUT_CASES
 
 CASES = {**_CASES, **THROUGHPUT_CASES, **SEARCH_CASES}
 # Parts of other cases, run only when named (a full run has them already).
-NAMED_ONLY = {"pipeline-zstd", "prefetch"}
+NAMED_ONLY = {"pipeline-zstd", "prefetch", "huge-pages"}
 DEFAULT_CASES = [name for name in CASES if name not in NAMED_ONLY]
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

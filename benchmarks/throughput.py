@@ -14,7 +14,13 @@ alike; each dataset's files are read once before its row (page cache).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
@@ -40,7 +46,7 @@ from ._common import (
     zarr_dataset,
     zarr_row_blocks,
 )
-from .cases import _dask_ml, _load_all, _ours, _sgd, _size
+from .cases import _dask_ml, _library_pipeline, _load_all, _ours, _sgd, _size
 
 
 def _codec(compressed: bool) -> str:
@@ -373,10 +379,148 @@ def cache_memory(settings: Settings) -> list[Row]:
     return out
 
 
+# -- 7. what reading costs the kernel, and huge pages -------------------------------
+#: glibc's tunable that backs malloc's large chunks with transparent huge
+#: pages (glibc 2.35 and later; read when a process starts).
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+
+def _costs(func: Callable[[], Any]) -> dict:
+    """Wall, user and kernel CPU seconds and minor page faults of ``func()``."""
+    import resource
+
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    func()
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "wall": wall,
+        "user": after.ru_utime - before.ru_utime,
+        "kernel": after.ru_stime - before.ru_stime,
+        "faults": float(after.ru_minflt - before.ru_minflt),
+    }
+
+
+def costs_job(what: str, folder: str) -> dict:
+    """In a fresh process: read every block (``"read"``), or fit the reference
+    pipeline of ``what`` (a library of ``_library_pipeline``); its costs."""
+    prepare_job()
+    X, y = load_dataset(folder)
+    if what == "read":
+        return with_peak_rss(_costs(lambda: _load_all(X, y)))
+    pipe, params = _library_pipeline(what, 0)
+    return with_peak_rss(_costs(lambda: pipe.fit(X, y, **params)))
+
+
+@contextlib.contextmanager
+def _glibc_tunables(value: str | None) -> Iterator[None]:
+    """``GLIBC_TUNABLES`` set to ``value`` (None: unset) for the processes
+    started inside (a spawned process reads it when it starts)."""
+    before = os.environ.pop("GLIBC_TUNABLES", None)
+    if value is not None:
+        os.environ["GLIBC_TUNABLES"] = value
+    try:
+        yield
+    finally:
+        os.environ.pop("GLIBC_TUNABLES", None)
+        if before is not None:
+            os.environ["GLIBC_TUNABLES"] = before
+
+
+def _has_huge_page_tunable() -> bool:
+    name, version = platform.libc_ver()
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    return platform.system() == "Linux" and name == "glibc" and parts >= (2, 35)
+
+
+def huge_pages(settings: Settings) -> list[Row]:
+    """Where reading zstd zarr spends its CPU: the kernel's page faults.
+
+    Each block read allocates fresh buffers (the file's bytes, the
+    decompressed bytes) that the kernel maps page by page. Reading alone and
+    the reference pipeline's fit (ours, ours keeping the scaler's blocks,
+    dask-ml) run in fresh processes, with glibc's default malloc and with
+    ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (malloc's large chunks on huge
+    pages), taking turns; medians.
+    """
+    if not _has_huge_page_tunable():
+        return [Row("huge pages", "", "skipped: needs Linux with glibc >= 2.35")]
+    rows_, chunk = settings.pick((2_000_000, 250_000), (20_000_000, 500_000))
+    repeats = settings.pick(2, 3)
+    folder = zarr_dataset(settings, rows_, chunk, compressed=True)
+    warm_page_cache(folder)
+    jobs = ["read", "ours", "ours_kept"]
+    if dask_ml_wrappers() is not None:
+        jobs.append("dask_ml")
+    runs: dict[tuple[str, str | None], list[dict]] = {}
+    for _ in range(repeats):
+        for tunables in (None, HUGE_PAGES):
+            with _glibc_tunables(tunables):
+                for job in jobs:
+                    result = in_fresh_process(costs_job, job, str(folder))
+                    runs.setdefault((job, tunables), []).append(result)
+
+    def typical(job: str, tunables: str | None, key: str) -> float | None:
+        done = runs.get((job, tunables))
+        return float(median(r[key] for r in done)) if done else None
+
+    def spread(job: str, tunables: str | None, key: str) -> str:
+        values = [r[key] for r in runs[job, tunables]]
+        return f"{median(values):.1f} s ({min(values):.1f}-{max(values):.1f})"
+
+    def costs(job: str, tunables: str | None) -> str:
+        return (
+            f"kernel {spread(job, tunables, 'kernel')} + user "
+            f"{spread(job, tunables, 'user')} CPU, "
+            f"{typical(job, tunables, 'faults'):,.0f} faults"
+        )
+
+    case = "reading zstd zarr: the kernel's share, and malloc on huge pages"
+    size = _size(rows_, -(-rows_ // chunk))
+    out = []
+    for tunables, label in (
+        (None, "glibc's default malloc"),
+        (HUGE_PAGES, "huge pages"),
+    ):
+        measure = f"{label}: wall, median of {repeats}"
+        out.append(
+            Row(
+                case,
+                size,
+                f"reading every block alone, {measure}",
+                plain=typical("read", tunables, "wall"),
+                check=costs("read", tunables),
+            )
+        )
+        dask_ml = "dask_ml" in jobs
+        out.append(
+            Row(
+                case,
+                size,
+                f"reference pipeline fit, {measure}",
+                typical("ours", tunables, "wall"),
+                dask_ml=typical("dask_ml", tunables, "wall") if dask_ml else None,
+                check=f"ours {costs('ours', tunables)}"
+                + (f"; dask-ml {costs('dask_ml', tunables)}" if dask_ml else ""),
+            )
+        )
+        out.append(
+            Row(
+                case,
+                size,
+                f"reference pipeline fit, the scaler's blocks kept, {measure}",
+                typical("ours_kept", tunables, "wall"),
+                check=f"{costs('ours_kept', tunables)}; peak RSS "
+                f"{max(r['peak_rss_mb'] for r in runs['ours_kept', tunables]):,.0f} MB",
+            )
+        )
+    return out
+
+
 THROUGHPUT_CASES = {
     "one-pass": one_pass,
     "epochs": epochs,
     "scaler": scaler_pass,
     "cluster-slow": cluster_slow_fit,
     "cache-memory": cache_memory,
+    "huge-pages": huge_pages,
 }
