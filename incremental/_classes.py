@@ -1,9 +1,12 @@
 """Find the classes in y, in one pass over it, for ``partial_fit(classes=...)``.
 
 The first ``partial_fit`` of a classifier must be told every class, though
-its block may hold only some. This module reads y once, block by block (many
-small blocks per scheduler call, each group bounded in bytes), and keeps only
-the sorted unique labels. It refuses a y with missing labels (NaN or None)
+its block may hold only some. This module reads y once, block by block, and
+keeps only the sorted unique labels. Blocks of a MiB or more each get a task
+that finds their labels next to the block, so every core (or worker) reads
+and sorts at once and only the labels travel; smaller blocks go many to a
+scheduler call and share one search. Integer labels in a narrow range are
+counted rather than sorted. It refuses a y with missing labels (NaN or None)
 here, before anything is fitted, naming the block where it found them.
 """
 
@@ -29,6 +32,9 @@ from ._quirks import quirks_of
 # large ones go a few at a time (memory).
 CLASSES_GROUP = 256
 CLASSES_GROUP_BYTES = 32 * 2**20
+# Blocks of y at least this large get one task each that finds their labels
+# where the block is (in parallel; only the labels travel).
+CLASSES_TASK_BYTES = 2**20
 
 
 def find_classes(y: Any, estimator: Any) -> Any:
@@ -72,6 +78,27 @@ def _missing(values: np.ndarray) -> np.ndarray | None:
     return None  # integers, strings, booleans: nothing can be missing
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-D array, counting integers in a narrow range.
+
+    Sorting n labels costs n log n; labels are most often a few small
+    integers, whose counts (``np.bincount`` over the range) cost n.
+
+    >>> sorted_unique(np.array([3, -1, 3, 2], dtype=np.int8))
+    array([-1,  2,  3], dtype=int8)
+    """
+    if values.dtype.kind not in "iu" or values.size == 0:
+        return np.unique(values)
+    low, high = values.min(), values.max()
+    if int(high) - int(low) >= max(2**16, values.size):
+        return np.unique(values)
+    # The difference wraps in a narrow signed type (-100 - 100 in int8), but
+    # its bits read as unsigned are the right offset: the range fits them.
+    offsets = (values - low).view(f"u{values.dtype.itemsize}")
+    present = np.flatnonzero(np.bincount(offsets.astype(np.intp)))
+    return low + present.astype(values.dtype)
+
+
 def _uniques(values: Any) -> list[np.ndarray] | None:
     """Sorted unique labels of each column; None if any label is missing."""
     values = np.asarray(values)
@@ -79,7 +106,14 @@ def _uniques(values: Any) -> list[np.ndarray] | None:
     missing = _missing(values)
     if missing is not None and missing.any():
         return None
-    return [np.unique(values[:, j]) for j in range(values.shape[1])]
+    return [sorted_unique(values[:, j]) for j in range(values.shape[1])]
+
+
+def _block_labels(X: Any) -> list[np.ndarray] | None:
+    """Task: the labels of each column of one block of y; ``[]`` when it has
+    no rows, None when a label is missing."""
+    values = np.asarray(X)
+    return _uniques(values) if num_rows(values) else []
 
 
 def _missing_error(parts: list[np.ndarray], names: list[str]) -> ValueError:
@@ -106,19 +140,32 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
     blocks = make_blocks(y)
     found: list[np.ndarray] | None = None
     get = default_get()
+    one_task_each = not blocks.block_bytes < CLASSES_TASK_BYTES  # NaN: unknown
     step = blocks_within(CLASSES_GROUP_BYTES, blocks.block_bytes, 1, CLASSES_GROUP)
+    if one_task_each:
+        step = max(step, CLASSES_GROUP)  # only labels come back: no memory bound
     for start in range(0, blocks.n_blocks, step):
         group = range(start, min(start + step, blocks.n_blocks))
-        computed = [np.asarray(part["X"]) for part in blocks.compute(group, get)]
-        kept = [(i, part) for i, part in zip(group, computed) if num_rows(part)]
-        if not kept:
-            continue
-        parts = [part for _, part in kept]
-        # One unique over the group: small blocks cost little each.
-        labels = _uniques(np.concatenate(parts) if len(parts) > 1 else parts[0])
-        if labels is None:
-            raise _missing_error(parts, [blocks.describe(i) for i, _ in kept])
-        found = labels if found is None else list(map(np.union1d, found, labels))
+        if one_task_each:
+            per_block = blocks.map_blocks(_block_labels, indices=group, get=get)
+            missing = [i for i, labels in zip(group, per_block) if labels is None]
+            if missing:
+                part = np.asarray(blocks.compute(missing[:1], get)[0]["X"])
+                raise _missing_error([part], [blocks.describe(missing[0])])
+            found_here = [labels for labels in per_block if labels]
+        else:
+            computed = [np.asarray(part["X"]) for part in blocks.compute(group, get)]
+            kept = [(i, part) for i, part in zip(group, computed) if num_rows(part)]
+            if not kept:
+                continue
+            parts = [part for _, part in kept]
+            # One unique over the group: small blocks cost little each.
+            labels = _uniques(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            if labels is None:
+                raise _missing_error(parts, [blocks.describe(i) for i, _ in kept])
+            found_here = [labels]
+        for labels in found_here:
+            found = labels if found is None else list(map(np.union1d, found, labels))
     if found is None:
         raise ValueError(
             "Found array with 0 sample(s): every block of y is empty, so it "

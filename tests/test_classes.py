@@ -1,14 +1,28 @@
 """Finding ``classes`` in y: one pass, and missing labels refused before fitting."""
 
+import math
+
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.linear_model import SGDClassifier
 
-from incremental import Incremental
-from incremental._classes import find_classes
+from incremental import Incremental, _classes
+from incremental._classes import find_classes, sorted_unique
+
+
+@pytest.fixture(autouse=True, params=["grouped", "one task per block"])
+def labels_path(request, monkeypatch):
+    """Every test runs both ways of finding labels in a dask y: small blocks
+    fetched in groups, and large ones (here: all) each in its own task."""
+    threshold = math.inf if request.param == "grouped" else 0
+    monkeypatch.setattr(_classes, "CLASSES_TASK_BYTES", threshold)
+    return request.param
 
 
 def _labels_with_missing(missing, dtype):
@@ -78,3 +92,38 @@ def test_an_empty_y_says_there_is_nothing_to_fit():
     X, y = da.zeros((0, 4), chunks=100), da.zeros(0, chunks=100, dtype=int)
     with pytest.raises(ValueError, match="0 sample.*every block of y is empty"):
         Incremental(SGDClassifier()).fit(X, y)
+
+
+def test_classes_of_many_blocks_some_empty_and_a_2d_y():
+    labels = np.array([[5, 0], [7, 1], [5, 2], [9, 1]] * 30)
+    y = da.from_array(labels, chunks=((0, 40, 0, 50, 30), 2))
+    model = SGDClassifier()
+    np.testing.assert_array_equal(find_classes(y[:, 0], model), [5, 7, 9])
+    # a 2-D y of integers is a multilabel indicator: one class per column
+    np.testing.assert_array_equal(find_classes(y, model), [0, 1])
+
+
+@given(
+    hnp.arrays(
+        st.sampled_from(["i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8"]),
+        st.integers(0, 300),
+        elements=None,
+    )
+)
+def test_sorted_unique_is_numpys_unique(values):
+    expected = np.unique(values)
+    found = sorted_unique(values)
+    assert found.dtype == expected.dtype
+    np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize("dtype", ["i1", "i8", "u8"])
+def test_sorted_unique_at_the_ends_of_each_integer_type(dtype):
+    info = np.iinfo(dtype)
+    for values in (
+        [info.min, info.min + 3, info.min],  # narrow: counted
+        [info.max, info.max - 2],
+        [info.min, info.max, 0],  # the whole range: sorted
+    ):
+        values = np.array(values, dtype=dtype)
+        np.testing.assert_array_equal(sorted_unique(values), np.unique(values))
