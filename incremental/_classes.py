@@ -27,13 +27,13 @@ from ._blocks import (
 from ._plan import blocks_within
 from ._quirks import quirks_of
 
-# Blocks of y computed per scheduler call: small blocks of y go many to a call
-# and share one np.unique, so the pass costs little more than reading y;
-# large ones go a few at a time (memory).
+# Blocks of y per scheduler call: small blocks of y are fetched many to a call
+# (within a bound in bytes) and share one search, so the pass costs little
+# more than reading y. Blocks at least CLASSES_TASK_BYTES large (or of
+# unknown size) each get a task that finds their labels where the block is,
+# in parallel; only the labels travel.
 CLASSES_GROUP = 256
 CLASSES_GROUP_BYTES = 32 * 2**20
-# Blocks of y at least this large get one task each that finds their labels
-# where the block is (in parallel; only the labels travel).
 CLASSES_TASK_BYTES = 2**20
 
 
@@ -90,7 +90,7 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind not in "iu" or values.size == 0:
         return np.unique(values)
     low, high = values.min(), values.max()
-    if int(high) - int(low) >= max(2**16, values.size):
+    if int(high) - int(low) >= max(2**10, values.size):
         return np.unique(values)
     # The difference wraps in a narrow signed type (-100 - 100 in int8), but
     # its bits read as unsigned are the right offset: the range fits them.
@@ -140,31 +140,14 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
     blocks = make_blocks(y)
     found: list[np.ndarray] | None = None
     get = default_get()
-    one_task_each = not blocks.block_bytes < CLASSES_TASK_BYTES  # NaN: unknown
     step = blocks_within(CLASSES_GROUP_BYTES, blocks.block_bytes, 1, CLASSES_GROUP)
-    if one_task_each:
+    labels_of = _labels_fetched
+    if not blocks.block_bytes < CLASSES_TASK_BYTES:  # NaN (unknown) too
+        labels_of = _labels_in_tasks
         step = max(step, CLASSES_GROUP)  # only labels come back: no memory bound
     for start in range(0, blocks.n_blocks, step):
         group = range(start, min(start + step, blocks.n_blocks))
-        if one_task_each:
-            per_block = blocks.map_blocks(_block_labels, indices=group, get=get)
-            missing = [i for i, labels in zip(group, per_block) if labels is None]
-            if missing:
-                part = np.asarray(blocks.compute(missing[:1], get)[0]["X"])
-                raise _missing_error([part], [blocks.describe(missing[0])])
-            found_here = [labels for labels in per_block if labels]
-        else:
-            computed = [np.asarray(part["X"]) for part in blocks.compute(group, get)]
-            kept = [(i, part) for i, part in zip(group, computed) if num_rows(part)]
-            if not kept:
-                continue
-            parts = [part for _, part in kept]
-            # One unique over the group: small blocks cost little each.
-            labels = _uniques(np.concatenate(parts) if len(parts) > 1 else parts[0])
-            if labels is None:
-                raise _missing_error(parts, [blocks.describe(i) for i, _ in kept])
-            found_here = [labels]
-        for labels in found_here:
+        for labels in labels_of(blocks, group, get):
             found = labels if found is None else list(map(np.union1d, found, labels))
     if found is None:
         raise ValueError(
@@ -172,3 +155,28 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
             "has no classes to find and there is nothing to fit"
         )
     return found
+
+
+def _labels_in_tasks(blocks: Any, group: range, get: Any) -> list[list[np.ndarray]]:
+    """Labels of each block of ``group`` that has rows, found by one task per
+    block where the block is: blocks are read and searched in parallel."""
+    per_block = blocks.map_blocks(_block_labels, indices=group, get=get)
+    missing = [i for i, labels in zip(group, per_block) if labels is None]
+    if missing:  # fetch that block to say where
+        part = np.asarray(blocks.compute(missing[:1], get)[0]["X"])
+        raise _missing_error([part], [blocks.describe(missing[0])])
+    return [labels for labels in per_block if labels]
+
+
+def _labels_fetched(blocks: Any, group: range, get: Any) -> list[list[np.ndarray]]:
+    """Labels of the blocks of ``group``, fetched in one scheduler call and
+    searched at once here: small blocks cost little each."""
+    computed = [np.asarray(part["X"]) for part in blocks.compute(group, get)]
+    kept = [(i, part) for i, part in zip(group, computed) if num_rows(part)]
+    if not kept:
+        return []
+    parts = [part for _, part in kept]
+    labels = _uniques(np.concatenate(parts) if len(parts) > 1 else parts[0])
+    if labels is None:
+        raise _missing_error(parts, [blocks.describe(i) for i, _ in kept])
+    return [labels]
