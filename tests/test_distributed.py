@@ -45,6 +45,20 @@ def test_cluster_fit_equals_local_fit(client, data, params):
     assert ours.history_[-1]["n_samples"] == 1200
 
 
+def test_classes_are_found_on_the_workers(client, data, monkeypatch):
+    from incremental import _classes
+
+    monkeypatch.setattr(_classes, "CLASSES_TASK_BYTES", 0)  # every block a task
+    X, y = data
+    y = client.persist(y * 3 - 1)  # labels -1 and 2, on the workers
+    distributed.wait(y)
+    with distributed.get_task_stream(client) as stream:
+        model = Incremental(SGDClassifier(random_state=0), random_state=0).fit(X, y)
+    searched = [t for t in stream.data if "incremental-map" in str(t["key"])]
+    assert len(searched) == 12  # one per block of y, run by the workers
+    assert model.classes_.tolist() == [-1, 2]
+
+
 def test_partial_fit_runs_where_the_block_is(client, data):
     X, y = data
     X, y = client.persist(X), client.persist(y)  # blocks live on the workers now
