@@ -448,9 +448,8 @@ def huge_pages(settings: Settings) -> list[Row]:
     repeats = settings.pick(2, 3)
     folder = zarr_dataset(settings, rows_, chunk, compressed=True)
     warm_page_cache(folder)
-    jobs = ["read", "ours", "ours_kept"]
-    if dask_ml_wrappers() is not None:
-        jobs.append("dask_ml")
+    dask_ml = dask_ml_wrappers() is not None
+    jobs = ["read", "ours", "ours_kept"] + (["dask_ml"] if dask_ml else [])
     runs: dict[tuple[str, str | None], list[dict]] = {}
     for _ in range(repeats):
         for tunables in (None, HUGE_PAGES):
@@ -491,7 +490,6 @@ def huge_pages(settings: Settings) -> list[Row]:
                 check=costs("read", tunables),
             )
         )
-        dask_ml = "dask_ml" in jobs
         out.append(
             Row(
                 case,

@@ -140,11 +140,11 @@ def _labels_per_column(y: Any) -> list[np.ndarray]:
     blocks = make_blocks(y)
     found: list[np.ndarray] | None = None
     get = default_get()
-    step = blocks_within(CLASSES_GROUP_BYTES, blocks.block_bytes, 1, CLASSES_GROUP)
-    labels_of = _labels_fetched
-    if not blocks.block_bytes < CLASSES_TASK_BYTES:  # NaN (unknown) too
-        labels_of = _labels_in_tasks
-        step = max(step, CLASSES_GROUP)  # only labels come back: no memory bound
+    if blocks.block_bytes < CLASSES_TASK_BYTES:
+        labels_of = _labels_fetched
+        step = blocks_within(CLASSES_GROUP_BYTES, blocks.block_bytes, 1, CLASSES_GROUP)
+    else:  # large or of unknown size (NaN): only labels come back, no memory bound
+        labels_of, step = _labels_in_tasks, CLASSES_GROUP
     for start in range(0, blocks.n_blocks, step):
         group = range(start, min(start + step, blocks.n_blocks))
         for labels in labels_of(blocks, group, get):

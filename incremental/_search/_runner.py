@@ -21,8 +21,8 @@ place of the source and the fitter: the candidates travel to the workers
 holding each batch and nothing is gathered here. Threads pay for
 estimators whose ``partial_fit`` frees the GIL (scikit-learn's SGD models,
 anything spending its time in NumPy on large blocks); a ``partial_fit`` in
-pure Python gains little from them. Blocks the block cache holds (``Blocks.cache``) are not
-read again, and are not counted as reads.
+pure Python gains little from them. Blocks the block cache holds
+(``Blocks.cache``) are not read again, and are not counted as reads.
 """
 
 from __future__ import annotations
