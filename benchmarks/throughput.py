@@ -379,34 +379,87 @@ def cache_memory(settings: Settings) -> list[Row]:
     return out
 
 
-# -- 7. what reading costs the kernel, and huge pages -------------------------------
+# -- 7. what reading costs the kernel, and malloc's settings ------------------------
 #: glibc's tunable that backs malloc's large chunks with transparent huge
 #: pages (glibc 2.35 and later; read when a process starts).
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
+#: glibc's tunables that make malloc reuse the memory a read frees for the
+#: next read: every thread in one arena (another thread's arena gives a
+#: chunk over 64 MiB its own mapping), no chunk mapped on its own (each
+#: would be unmapped when freed), and up to 1 GiB of free memory kept at
+#: the top of the heap instead of given back to the kernel.
+REUSE = (
+    "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0"
+    ":glibc.malloc.trim_threshold=1073741824"
+)
 
-def _costs(func: Callable[[], Any]) -> dict:
-    """Wall, user and kernel CPU seconds and minor page faults of ``func()``."""
+#: The malloc settings the huge-pages case compares, and their names.
+MALLOC_SETTINGS = (
+    (None, "glibc's default malloc"),
+    (HUGE_PAGES, "huge pages"),
+    (REUSE, "malloc reusing freed memory"),
+    (f"{REUSE}:{HUGE_PAGES}", "malloc reusing freed memory, on huge pages"),
+)
+
+
+def _usage() -> tuple[float, float, float]:
+    """User and kernel CPU seconds and minor page faults of this process."""
     import resource
 
-    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, float(usage.ru_minflt)
+
+
+def _costs(func: Callable[[], Any], client: Any = None) -> dict:
+    """Wall, user and kernel CPU seconds and minor page faults of ``func()``:
+    this process's, or summed over the workers of ``client``."""
+
+    def usage() -> tuple[float, ...]:
+        if client is None:
+            return _usage()
+        return tuple(map(sum, zip(*client.run(_usage).values())))
+
+    before, start = usage(), time.perf_counter()
     func()
-    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "wall": wall,
-        "user": after.ru_utime - before.ru_utime,
-        "kernel": after.ru_stime - before.ru_stime,
-        "faults": float(after.ru_minflt - before.ru_minflt),
-    }
+    wall, after = time.perf_counter() - start, usage()
+    user, kernel, faults = (a - b for a, b in zip(after, before))
+    return {"wall": wall, "user": user, "kernel": kernel, "faults": faults}
+
+
+def _worker_environ() -> dict:
+    """What a dask nanny puts in its workers' environment, with this
+    process's ``GLIBC_TUNABLES``. dask sets ``MALLOC_TRIM_THRESHOLD_`` there
+    (64 KiB); when the tunables name a trim threshold it takes that one."""
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    tunables = os.environ.get("GLIBC_TUNABLES")
+    if tunables:
+        environ["GLIBC_TUNABLES"] = tunables
+        for item in tunables.split(":"):
+            name, _, value = item.partition("=")
+            if name == "glibc.malloc.trim_threshold":
+                environ["MALLOC_TRIM_THRESHOLD_"] = value
+    return environ
 
 
 def costs_job(what: str, folder: str) -> dict:
-    """In a fresh process: read every block (``"read"``), or fit the reference
-    pipeline of ``what`` (a library of ``_library_pipeline``); its costs."""
+    """In a fresh process: read every block (``"read"``; on a 2-worker
+    LocalCluster: ``"read_cluster"``), or fit the reference pipeline of
+    ``what`` (a library of ``_library_pipeline``); its costs."""
+    import dask
+
     prepare_job()
     X, y = load_dataset(folder)
     if what == "read":
         return with_peak_rss(_costs(lambda: _load_all(X, y)))
+    if what == "read_cluster":
+        with (
+            dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}),
+            two_worker_client() as client,
+        ):
+            return _costs(lambda: _load_all(X, y), client)
     pipe, params = _library_pipeline(what, 0)
     return with_peak_rss(_costs(lambda: pipe.fit(X, y, **params)))
 
@@ -438,9 +491,9 @@ def huge_pages(settings: Settings) -> list[Row]:
     Each block read allocates fresh buffers (the file's bytes, the
     decompressed bytes) that the kernel maps page by page. Reading alone and
     the reference pipeline's fit (ours, ours keeping the scaler's blocks,
-    dask-ml) run in fresh processes, with glibc's default malloc and with
-    ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (malloc's large chunks on huge
-    pages), taking turns; medians.
+    dask-ml) run in fresh processes under each of ``MALLOC_SETTINGS``
+    (glibc's default; malloc's large chunks on huge pages; malloc reusing
+    what a read freed; both), taking turns; medians.
     """
     if not _has_huge_page_tunable():
         return [Row("huge pages", "", "skipped: needs Linux with glibc >= 2.35")]
@@ -449,10 +502,12 @@ def huge_pages(settings: Settings) -> list[Row]:
     folder = zarr_dataset(settings, rows_, chunk, compressed=True)
     warm_page_cache(folder)
     dask_ml = dask_ml_wrappers() is not None
-    jobs = ["read", "ours", "ours_kept"] + (["dask_ml"] if dask_ml else [])
+    jobs = ["read", "read_cluster", "ours", "ours_kept"] + (
+        ["dask_ml"] if dask_ml else []
+    )
     runs: dict[tuple[str, str | None], list[dict]] = {}
     for _ in range(repeats):
-        for tunables in (None, HUGE_PAGES):
+        for tunables, _label in MALLOC_SETTINGS:
             with _glibc_tunables(tunables):
                 for job in jobs:
                     result = in_fresh_process(costs_job, job, str(folder))
@@ -473,13 +528,10 @@ def huge_pages(settings: Settings) -> list[Row]:
             f"{typical(job, tunables, 'faults'):,.0f} faults"
         )
 
-    case = "reading zstd zarr: the kernel's share, and malloc on huge pages"
+    case = "reading zstd zarr: the kernel's share, and malloc's settings"
     size = _size(rows_, -(-rows_ // chunk))
     out = []
-    for tunables, label in (
-        (None, "glibc's default malloc"),
-        (HUGE_PAGES, "huge pages"),
-    ):
+    for tunables, label in MALLOC_SETTINGS:
         measure = f"{label}: wall, median of {repeats}"
         out.append(
             Row(
@@ -488,6 +540,15 @@ def huge_pages(settings: Settings) -> list[Row]:
                 f"reading every block alone, {measure}",
                 plain=typical("read", tunables, "wall"),
                 check=costs("read", tunables),
+            )
+        )
+        out.append(
+            Row(
+                case,
+                size,
+                f"reading every block alone on a 2-worker LocalCluster, {measure}",
+                plain=typical("read_cluster", tunables, "wall"),
+                check=f"workers' {costs('read_cluster', tunables)}",
             )
         )
         out.append(
