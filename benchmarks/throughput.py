@@ -522,10 +522,14 @@ def huge_pages(settings: Settings) -> list[Row]:
         return f"{median(values):.1f} s ({min(values):.1f}-{max(values):.1f})"
 
     def costs(job: str, tunables: str | None) -> str:
+        peak = ""
+        if job != "read_cluster":
+            highest = max(r["peak_rss_mb"] for r in runs[job, tunables])
+            peak = f", peak RSS {highest:,.0f} MB"
         return (
             f"kernel {spread(job, tunables, 'kernel')} + user "
             f"{spread(job, tunables, 'user')} CPU, "
-            f"{typical(job, tunables, 'faults'):,.0f} faults"
+            f"{typical(job, tunables, 'faults'):,.0f} faults{peak}"
         )
 
     case = "reading zstd zarr: the kernel's share, and malloc's settings"
@@ -568,8 +572,7 @@ def huge_pages(settings: Settings) -> list[Row]:
                 size,
                 f"reference pipeline fit, the scaler's blocks kept, {measure}",
                 typical("ours_kept", tunables, "wall"),
-                check=f"{costs('ours_kept', tunables)}; peak RSS "
-                f"{max(r['peak_rss_mb'] for r in runs['ours_kept', tunables]):,.0f} MB",
+                check=costs("ours_kept", tunables),
             )
         )
     return out
