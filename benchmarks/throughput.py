@@ -523,10 +523,9 @@ def huge_pages(settings: Settings) -> list[Row]:
         return f"{median(values):.1f} s ({min(values):.1f}-{max(values):.1f})"
 
     def costs(job: str, tunables: str | None) -> str:
-        peak = ""
-        if job != "read_cluster":
-            highest = max(r["peak_rss_mb"] for r in runs[job, tunables])
-            peak = f", peak RSS {highest:,.0f} MB"
+        done, peak = runs[job, tunables], ""
+        if "peak_rss_mb" in done[0]:  # a cluster's job gives its workers' costs
+            peak = f", peak RSS {max(r['peak_rss_mb'] for r in done):,.0f} MB"
         return (
             f"kernel {spread(job, tunables, 'kernel')} + user "
             f"{spread(job, tunables, 'user')} CPU, "
