@@ -12,6 +12,10 @@ tasks that compute them, and :meth:`Blocks.fill` puts computed values (or
 futures) in their place; :meth:`Blocks.compute` does all three in one
 scheduler call.
 
+Where a block is a plain read of a zarr array on local disk, its task is
+``_zarr_reads.read_block`` instead of zarr's own read (same key, same
+values, fewer fresh buffers).
+
 Why one materialised graph: computing a single block of a dask collection
 through ``collection.blocks[i].compute()`` re-optimises the whole graph each
 time, which costs about 0.1 s per block. Building the graph once and culling
@@ -36,6 +40,7 @@ from dask.core import get_dependencies
 
 from . import _dask_compat
 from ._cache import CACHE, FitCache, FitScope, is_transient
+from ._zarr_reads import faster_reads
 
 
 class _Key(NamedTuple):
@@ -528,6 +533,7 @@ def make_blocks(
         )
     else:
         graph, keys_per_collection = _optimized_graph(list(lazy.values()))
+    graph = faster_reads(graph)
     keys = dict(zip(lazy, keys_per_collection))
     _check_graph(graph, keys, n_blocks, inputs)
 

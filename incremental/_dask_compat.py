@@ -13,6 +13,10 @@ What is here, and what it buys:
   the fallback merges each collection's own ``__dask_graph__()``.
 - :func:`graph_data`: the block a graph entry holds as data (``DataNode``),
   so it need not go through a scheduler; the fallback says "compute it".
+- :func:`reroute_reads`: a block read from a stored array (a ``getter``
+  task of ``da.from_zarr``) done by our reader instead (``_zarr_reads``),
+  found with ``_is_getter_task`` and rebuilt as a ``Task``; the fallback
+  leaves dask's read.
 - :func:`slices_to_merge`: whether a getter reads another getter's result
   (``_is_getter_task``), the one case where dask's low-level fusion saves
   reading; the fallback says yes, so dask fuses as usual.
@@ -37,7 +41,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import dask
@@ -134,6 +138,71 @@ def slices_to_merge(graph: dict) -> bool:
         if source is not None and is_getter(graph.get(source)):
             return True
     return False
+
+
+def reroute_reads(
+    graph: dict, plan_for: Callable[[Any], Any], reader: Callable[..., Any]
+) -> dict:
+    """``graph`` with the reads of stored arrays that ``plan_for`` accepts
+    done by ``reader``.
+
+    A read is a task of dask's ``getter`` (``da.from_array``,
+    ``da.from_zarr``) on an array held in the graph, with no lock: on its
+    own, or inside a task that runs a fused subgraph (a ``map_blocks`` over
+    the read). For each such array, ``plan_for(array)`` gives a plan or
+    None (leave its reads alone); an accepted read becomes ``reader(array,
+    selection, plan)`` under the same key. The fallback leaves the graph as
+    it is.
+    """
+    try:
+        is_getter = _internal("dask.array.optimization", "_is_getter_task")
+        getter = _internal("dask.array.core", "getter")
+        task = _internal("dask._task_spec", "Task")
+        task_ref = _internal("dask._task_spec", "TaskRef")
+        data_node = _internal("dask._task_spec", "DataNode")
+        execute_subgraph = _internal("dask._task_spec", "_execute_subgraph")
+    except _Fallback:
+        return graph
+    plans: dict[int, Any] = {}
+
+    def plan_of(source: Any, bound: dict) -> Any:
+        if isinstance(source, task_ref) and source.key in bound:
+            source = bound[source.key]  # a fused subgraph's input
+        held = graph.get(source.key) if isinstance(source, task_ref) else source
+        array = held.value if isinstance(held, data_node) else held
+        if id(array) not in plans:
+            plans[id(array)] = plan_for(array)
+        return plans[id(array)]
+
+    def rerouted(key: Any, node: Any, bound: dict) -> Any:
+        found = is_getter(node)
+        if not found:
+            return None
+        func, source, selection, asarray, lock = found
+        if func is not getter or not asarray or lock:
+            return None
+        plan = plan_of(source, bound)
+        return None if plan is None else task(key, reader, source, selection, plan)
+
+    changed = {}
+    for key, node in graph.items():
+        if isinstance(node, task) and node.func is execute_subgraph:
+            inner, outkey, inkeys, *inputs = node.args
+            bound = dict(zip(inkeys, inputs))
+            new = {k: t for k, v in inner.items() if (t := rerouted(k, v, bound))}
+            if new:
+                changed[key] = task(
+                    key,
+                    execute_subgraph,
+                    {**inner, **new},
+                    outkey,
+                    inkeys,
+                    *inputs,
+                    _data_producer=node.data_producer,
+                )
+        elif (new_node := rerouted(key, node, {})) is not None:
+            changed[key] = new_node
+    return {**graph, **changed} if changed else graph
 
 
 @contextlib.contextmanager

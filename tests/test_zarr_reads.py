@@ -1,0 +1,246 @@
+"""Blocks of zarr arrays on local disk, read by ``_zarr_reads``: zarr's values
+to the bit, whatever the format, codec, dtype, chunking and selection; zarr
+reads whatever the module does not know."""
+
+import os
+
+import dask
+import dask.array as da
+import numcodecs
+import numpy as np
+import pytest
+import zarr
+from dask._task_spec import _execute_subgraph
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import SGDClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from incremental import Incremental, _dask_compat
+from incremental._blocks import make_blocks
+from incremental._zarr_reads import CONFIG_KEY, chunk_files, read_block
+
+COMPRESSORS = {
+    "raw": (None, None),
+    "zstd": (zarr.codecs.ZstdCodec(), numcodecs.Zstd()),
+    "blosc": (zarr.codecs.BloscCodec(), numcodecs.Blosc()),
+    "gzip": (zarr.codecs.GzipCodec(), numcodecs.GZip()),
+}
+DTYPES = ["f8", "f4", "i8", "i2", "u1", "c8", "M8[s]"]
+
+
+class NoZarr:
+    """An array argument that fails if the block is left to zarr."""
+
+    def __getitem__(self, selection):
+        raise AssertionError("read by zarr, not from the chunk files")
+
+
+def make_array(path, shape, chunks, dtype, codec="zstd", zarr_format=3, **kwargs):
+    v3, v2 = COMPRESSORS[codec]
+    return zarr.create_array(
+        str(path),
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype,
+        zarr_format=zarr_format,
+        compressors=(v3 if zarr_format == 3 else v2) or None,
+        **kwargs,
+    )
+
+
+def values(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=shape) * 1000).astype(dtype)
+
+
+@st.composite
+def layouts(draw):
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 9), min_size=ndim, max_size=ndim)))
+    chunks = tuple(draw(st.integers(1, size + 2)) for size in shape)
+    selection = []
+    for size in shape:
+        start = draw(st.integers(0, size - 1))
+        selection.append(slice(start, draw(st.integers(start + 1, size))))
+    return shape, chunks, tuple(selection)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    layout=layouts(),
+    dtype=st.sampled_from(DTYPES),
+    codec=st.sampled_from(sorted(COMPRESSORS)),
+    zarr_format=st.sampled_from([2, 3]),
+    written=st.floats(0, 1),
+    seed=st.integers(0, 2**16),
+)
+def test_blocks_are_zarrs_to_the_bit(
+    tmp_path_factory, layout, dtype, codec, zarr_format, written, seed
+):
+    shape, chunks, selection = layout
+    path = tmp_path_factory.mktemp("z") / "a.zarr"
+    z = make_array(path, shape, chunks, dtype, codec, zarr_format, fill_value=7)
+    data = values(shape, dtype, seed)
+    # Some chunks written, the others missing (zarr fills them with 7).
+    rows = int(round(written * shape[0]))
+    if rows:
+        z[:rows] = data[:rows]
+    files = chunk_files(z)
+    assert files is not None
+    expected = z[selection]
+    got = read_block(z, selection, files)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert got.tobytes() == expected.tobytes()
+    assert got.flags.owndata and got.flags.writeable
+    if rows == shape[0]:  # every chunk on disk: zarr is not asked
+        assert read_block(NoZarr(), selection, files).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_from_zarr_blocks_are_read_from_the_files(tmp_path, zarr_format):
+    data = values((50, 3), "f8")
+    z = make_array(tmp_path / "X.zarr", data.shape, (20, 3), "f8", "zstd", zarr_format)
+    z[:] = data
+    labels = make_array(tmp_path / "y.zarr", (50,), (20,), "i8", "raw", zarr_format)
+    labels[:] = np.arange(50)
+    # Opened from a path: an fsspec store on a folder.
+    X, y = (da.from_zarr(str(tmp_path / n)) for n in ("X.zarr", "y.zarr"))
+    blocks = make_blocks(X, y)
+    readers = {getattr(task, "func", None) for task in blocks.graph.values()}
+    assert readers - {None} == {read_block}
+    computed = blocks.compute(range(blocks.n_blocks))
+    np.testing.assert_array_equal(np.vstack([b["X"] for b in computed]), data)
+    np.testing.assert_array_equal(
+        np.concatenate([b["y"] for b in computed]), np.arange(50)
+    )
+
+
+def test_a_transform_of_the_blocks_reads_the_files_too(tmp_path):
+    """A pipeline's next stage fits on a map_blocks over the read, which
+    dask fuses into one task: the read inside it is ours as well."""
+    data = values((60, 2), "f8")
+    z = make_array(tmp_path / "X.zarr", data.shape, (25, 2), "f8")
+    z[:] = data
+    X = da.from_zarr(str(tmp_path / "X.zarr"))
+    blocks = make_blocks(X.map_blocks(np.negative))
+    inner = [
+        task.args[0]
+        for task in blocks.graph.values()
+        if getattr(task, "func", None) is _execute_subgraph
+    ]
+    assert inner and all(
+        read_block in {getattr(t, "func", None) for t in graph.values()}
+        for graph in inner
+    )
+    computed = blocks.compute(range(blocks.n_blocks))
+    np.testing.assert_array_equal(np.vstack([b["X"] for b in computed]), -data)
+
+
+def test_turned_off_and_on_dask_internals_moved_zarr_reads(tmp_path, monkeypatch):
+    z = make_array(tmp_path / "X.zarr", (30, 2), (10, 2), "f8")
+    z[:] = values((30, 2), "f8")
+    X = da.from_zarr(str(tmp_path / "X.zarr"))
+
+    def readers():
+        graph = make_blocks(X).graph
+        return {getattr(task, "func", None) for task in graph.values()} - {None}
+
+    assert read_block in readers()
+    with dask.config.set({CONFIG_KEY: False}):
+        assert read_block not in readers()
+    monkeypatch.setattr(_dask_compat, "FORCE_FALLBACK", True)
+    assert read_block not in readers()
+
+
+def test_fits_are_the_same_as_with_zarrs_reads(tmp_path):
+    rng = np.random.default_rng(3)
+    Xn = rng.normal(size=(400, 4))
+    yn = (Xn[:, 0] + rng.normal(size=400) > 0).astype(int)
+    da.from_array(Xn, chunks=50).to_zarr(str(tmp_path / "X.zarr"))
+    da.from_array(yn, chunks=50).to_zarr(str(tmp_path / "y.zarr"))
+
+    def fit():
+        pipe = make_pipeline(
+            Incremental(StandardScaler(), shuffle_blocks=False),
+            Incremental(SGDClassifier(random_state=0), shuffle_blocks=False),
+        )
+        X, y = (da.from_zarr(str(tmp_path / n)) for n in ("X.zarr", "y.zarr"))
+        return pipe.fit(X, y)
+
+    ours = fit()
+    with dask.config.set({CONFIG_KEY: False}):
+        zarrs = fit()
+    np.testing.assert_array_equal(ours[-1].coef_, zarrs[-1].coef_)
+    np.testing.assert_array_equal(ours[0].mean_, zarrs[0].mean_)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: make_array(p, (8, 4), (4, 4), "f8", shards=(8, 4)),
+        lambda p: make_array(p, (8,), (4,), ">f8", "zstd", 2),
+        lambda p: make_array(p, (8,), (4,), "<U3", "zstd", 3),
+        lambda p: zarr.create_array(
+            str(p),
+            shape=(8,),
+            chunks=(4,),
+            dtype="f8",
+            zarr_format=2,
+            filters=[numcodecs.Delta(dtype="f8")],
+            compressors=None,
+        ),
+        lambda p: zarr.create_array(
+            str(p),
+            shape=(8, 2),
+            chunks=(4, 2),
+            dtype="f8",
+            filters=[zarr.codecs.TransposeCodec(order=(1, 0))],
+        ),
+        lambda p: zarr.create_array(
+            zarr.storage.MemoryStore(), shape=(8,), chunks=(4,), dtype="f8"
+        ),
+        lambda p: np.zeros(8),
+    ],
+    ids=[
+        "sharded",
+        "big-endian",
+        "strings",
+        "filters",
+        "transposed",
+        "memory",
+        "numpy",
+    ],
+)
+@pytest.mark.filterwarnings("ignore:The data type")
+def test_what_the_module_does_not_know_is_left_to_zarr(tmp_path, make):
+    assert chunk_files(make(tmp_path / "a.zarr")) is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "too long"])
+def test_a_damaged_chunk_is_zarrs_to_report(tmp_path, damage):
+    for codec in ("raw", "zstd"):
+        z = make_array(tmp_path / f"{codec}.zarr", (20,), (10,), "f8", codec)
+        z[:] = np.arange(20.0)
+        chunk = os.path.join(chunk_files(z).folder, "c", "1")
+        content = open(chunk, "rb").read()
+        changed = {
+            "truncated": content[: len(content) // 2],
+            "garbage": b"\x00" * len(content),
+            "too long": content + b"\x01" * 8,
+        }[damage]
+        with open(chunk, "wb") as file:
+            file.write(changed)
+        files, selection = chunk_files(z), (slice(0, 20),)
+        try:
+            expected = z[selection]
+        except Exception as error:  # zarr refuses it: so do we, with its error
+            with pytest.raises(type(error)):
+                read_block(z, selection, files)
+        else:
+            assert read_block(z, selection, files).tobytes() == expected.tobytes()
