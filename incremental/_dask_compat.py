@@ -16,7 +16,9 @@ What is here, and what it buys:
 - :func:`reroute_reads`: a block read from a stored array (a ``getter``
   task of ``da.from_zarr``) done by our reader instead (``_zarr_reads``),
   found with ``_is_getter_task`` and rebuilt as a ``Task``; the fallback
-  leaves dask's read.
+  leaves dask's read. :func:`reroute_array_reads` does the same to a dask
+  array's own layer (a ``HighLevelGraph``), for the post-fit methods'
+  lazy outputs; the fallback is the array as it is.
 - :func:`slices_to_merge`: whether a getter reads another getter's result
   (``_is_getter_task``), the one case where dask's low-level fusion saves
   reading; the fallback says yes, so dask fuses as usual.
@@ -203,6 +205,44 @@ def reroute_reads(
         elif (new_node := rerouted(key, node, {})) is not None:
             changed[key] = new_node
     return {**graph, **changed} if changed else graph
+
+
+def reroute_array_reads(
+    X: Any, plan_for: Callable[[Any], Any], reader: Callable[..., Any]
+) -> Any:
+    """The dask array ``X`` with its own blocks' reads rerouted as in
+    :func:`reroute_reads`: same name, keys, chunks and source layers (so the
+    block cache finds the same blocks), ``X`` itself when nothing changes.
+
+    Only the tasks of ``X``'s own layer are looked at (``da.from_zarr(...)``
+    as it is, not a slice or a rechunk of it). The fallback, for a graph
+    that is not a ``HighLevelGraph`` of layers, is ``X``.
+    """
+    try:
+        high_level_graph = _internal("dask.highlevelgraph", "HighLevelGraph")
+        materialized = _internal("dask.highlevelgraph", "MaterializedLayer")
+        graph = X.__dask_graph__()
+        if not isinstance(graph, high_level_graph) or X.name not in graph.layers:
+            raise _Fallback("HighLevelGraph")
+    except _Fallback:
+        return X
+    own = dict(graph.layers[X.name])
+    below: dict = {}
+    for name in graph.dependencies.get(X.name, ()):
+        below.update(graph.layers[name])
+    rerouted = reroute_reads({**below, **own}, plan_for, reader)
+    changed = {key: rerouted[key] for key in own if rerouted[key] is not own[key]}
+    if not changed:
+        return X
+    layers = {**graph.layers, X.name: materialized({**own, **changed})}
+    import dask.array as da
+
+    return da.Array(
+        high_level_graph(layers, dict(graph.dependencies)),
+        X.name,
+        X.chunks,
+        meta=X._meta,
+    )
 
 
 @contextlib.contextmanager
