@@ -568,34 +568,25 @@ def huge_pages(settings: Settings) -> list[Row]:
     out = []
     for tunables, label in MALLOC_SETTINGS:
         measure = f"{label}: wall, median of {repeats}"
-        out.append(
-            Row(
-                case,
-                size,
-                f"reading every block alone, dask's own tasks, {measure}",
-                plain=typical("read", tunables, "wall"),
-                check=costs("read", tunables),
-            )
+        reads = (
+            ("read", "alone, dask's own tasks", ""),
+            ("read_ours", "alone, as ours reads", ""),
+            (
+                "read_cluster",
+                "alone on a 2-worker LocalCluster, dask's own tasks",
+                "workers' ",
+            ),
         )
-        out.append(
-            Row(
-                case,
-                size,
-                f"reading every block alone, as ours reads, {measure}",
-                plain=typical("read_ours", tunables, "wall"),
-                check=costs("read_ours", tunables),
+        for job, how, whose in reads:
+            out.append(
+                Row(
+                    case,
+                    size,
+                    f"reading every block {how}, {measure}",
+                    plain=typical(job, tunables, "wall"),
+                    check=whose + costs(job, tunables),
+                )
             )
-        )
-        out.append(
-            Row(
-                case,
-                size,
-                "reading every block alone on a 2-worker LocalCluster, dask's own "
-                f"tasks, {measure}",
-                plain=typical("read_cluster", tunables, "wall"),
-                check=f"workers' {costs('read_cluster', tunables)}",
-            )
-        )
         out.append(
             Row(
                 case,
