@@ -289,12 +289,11 @@ def _read_chunk(
             if not _read_into(file, stored):
                 return False
     if files.codec is not None:
-        result = files.codec.decode(stored, out=into)
-        result = (
-            np.frombuffer(result, np.uint8)
-            if not isinstance(result, np.ndarray)
-            else result.reshape(-1).view(np.uint8)
-        )
+        from numcodecs.compat import ensure_contiguous_ndarray
+
+        # A codec may give its own buffer instead of filling ``into``.
+        decode = files.codec.decode(stored, out=into)
+        result = ensure_contiguous_ndarray(decode).reshape(-1).view(np.uint8)
         if result.size != into.size:
             return False
         if not np.shares_memory(result, into):
