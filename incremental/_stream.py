@@ -293,8 +293,13 @@ class _Readers:
                 self.changed.wait()
 
     def _read(self) -> None:
-        _yield_to_consumer()
+        yielded = False
         while (index := self._claim()) is not None:
+            if index > 0 and not yielded:
+                # The first group is the one the consumer waits for from the
+                # start: its reader keeps full priority until it is read.
+                _yield_to_consumer()
+                yielded = True
             items, failure = [], None
             try:
                 items.extend(self.blocks_of(self.groups[index]))
@@ -340,8 +345,16 @@ def _yield_to_consumer() -> None:
     The consumer's chain of ``partial_fit`` calls is the critical path: each
     waits for the one before. Readers sharing the cores with it at equal
     priority slow every call of the chain; at a lower priority they take the
-    cores it leaves free. Only this thread changes (Linux gives each thread
-    its own niceness); elsewhere this does nothing.
+    cores it leaves free. The reader of the first group waits until it has
+    read it: the consumer waits for that group from the start, and at equal
+    priority it gets a core to itself (measured, one pass over 20M x 20
+    zstd zarr on 2 cores: the first ``partial_fit`` started after 0.14 s
+    instead of 0.29 s, medians of 5). Only this thread changes (Linux gives
+    each thread its own niceness); elsewhere this does nothing.
+
+    Not lower than this: at niceness 19 the one pass took 3% less time on an
+    idle machine, but beside two busy processes 44-85 s instead of 8 s, the
+    readers all but stopped.
     """
     if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
         return

@@ -6,6 +6,8 @@ timeouts that only a broken stream reaches).
 """
 
 import gc
+import os
+import sys
 import threading
 import weakref
 
@@ -274,3 +276,30 @@ def test_first_group_is_released_once_consumed_when_overlapping_early():
             gc.collect()
             assert refs[0]() is None and refs[1]() is None
     assert stream.overlapped
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's"
+)
+def test_readers_yield_to_the_consumer_except_for_the_first_group():
+    from incremental._stream import READER_NICENESS
+
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    own = niceness()
+    seen = {}
+
+    def compute(indices):
+        seen[indices[0]] = niceness()
+        return list(indices)
+
+    stream = BlockStream(
+        compute, range(6), prefetch=3, group=1, overlap=True, readers=3
+    )
+    assert [i for i, _ in stream] == list(range(6))
+    if own + READER_NICENESS > 19:
+        pytest.skip("this process already runs at the lowest priority")
+    assert seen[0] == own  # the group the consumer waits for first
+    assert all(seen[i] == own + READER_NICENESS for i in range(1, 6))
+    assert niceness() == own  # the consumer's own priority is untouched
