@@ -16,9 +16,10 @@ What is here, and what it buys:
 - :func:`reroute_reads`: a block read from a stored array (a ``getter``
   task of ``da.from_zarr``) done by our reader instead (``_zarr_reads``),
   found with ``_is_getter_task`` and rebuilt as a ``Task``; the fallback
-  leaves dask's read. :func:`reroute_array_reads` does the same to a dask
-  array's own layer (a ``HighLevelGraph``), for the post-fit methods'
-  lazy outputs; the fallback is the array as it is.
+  leaves dask's read. :func:`reroute_array_reads` does the same to the
+  reading layers of a dask array's ``HighLevelGraph`` (its own, and those
+  that read stored values alone, under a slice or a rechunk), for the
+  post-fit methods' lazy outputs; the fallback is the array as it is.
 - :func:`slices_to_merge`: whether a getter reads another getter's result
   (``_is_getter_task``), the one case where dask's low-level fusion saves
   reading; the fallback says yes, so dask fuses as usual.
@@ -210,13 +211,19 @@ def reroute_reads(
 def reroute_array_reads(
     X: Any, plan_for: Callable[[Any], Any], reader: Callable[..., Any]
 ) -> Any:
-    """The dask array ``X`` with its own blocks' reads rerouted as in
-    :func:`reroute_reads`: same name, keys, chunks and source layers (so the
-    block cache finds the same blocks), ``X`` itself when nothing changes.
+    """The dask array ``X`` with the reads in its graph rerouted as in
+    :func:`reroute_reads`: same name, keys, chunks and layers (so the block
+    cache finds the same blocks), ``X`` itself when nothing changes.
 
-    Only the tasks of ``X``'s own layer are looked at (``da.from_zarr(...)``
-    as it is, not a slice or a rechunk of it). The fallback, for a graph
-    that is not a ``HighLevelGraph`` of layers, is ``X``.
+    The layers looked at are ``X``'s own and every layer that reads from
+    stored values alone (``da.from_zarr``'s, under a slice or a rechunk of
+    it): its tasks, and those of the one-value layers it reads from, are
+    materialized and rerouted. Other layers are left as they are, unbuilt.
+    A layer whose reads change becomes a ``MaterializedLayer``, so dask no
+    longer merges a slice into its reads: each block reads its whole
+    chunks, then is sliced (zarr decompresses whole chunks too). The
+    fallback, for a graph that is not a ``HighLevelGraph`` of layers, is
+    ``X``.
     """
     try:
         high_level_graph = _internal("dask.highlevelgraph", "HighLevelGraph")
@@ -226,15 +233,18 @@ def reroute_array_reads(
             raise _Fallback("HighLevelGraph")
     except _Fallback:
         return X
-    own = dict(graph.layers[X.name])
-    below: dict = {}
-    for name in graph.dependencies.get(X.name, ()):
-        below.update(graph.layers[name])
-    rerouted = reroute_reads({**below, **own}, plan_for, reader)
-    changed = {key: rerouted[key] for key in own if rerouted[key] is not own[key]}
-    if not changed:
+    layers = dict(graph.layers)
+    for name in _reading_layers(graph, X.name, materialized):
+        own = dict(graph.layers[name])
+        below: dict = {}
+        for source in graph.dependencies.get(name, ()):
+            below.update(graph.layers[source])
+        rerouted = reroute_reads({**below, **own}, plan_for, reader)
+        changed = {key: rerouted[key] for key in own if rerouted[key] is not own[key]}
+        if changed:
+            layers[name] = materialized({**own, **changed})
+    if all(layers[name] is graph.layers[name] for name in layers):
         return X
-    layers = {**graph.layers, X.name: materialized({**own, **changed})}
     import dask.array as da
 
     return da.Array(
@@ -243,6 +253,27 @@ def reroute_array_reads(
         X.chunks,
         meta=X._meta,
     )
+
+
+def _reading_layers(graph: Any, own: str, materialized: type) -> list[str]:
+    """``own``, and the layers of ``graph`` whose inputs are all one-value
+    layers of their own (``original-<name>``, holding the stored array that
+    ``da.from_array`` and ``da.from_zarr`` read from). Only materialized
+    layers are measured: other layers build their tasks to count them."""
+
+    def holds_one_value(name: str) -> bool:
+        layer = graph.layers[name]
+        return (
+            not graph.dependencies.get(name)
+            and isinstance(layer, materialized)
+            and len(layer) == 1
+        )
+
+    found = [own]
+    for name, sources in graph.dependencies.items():
+        if name != own and sources and all(map(holds_one_value, sources)):
+            found.append(name)
+    return found
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ on local disk (``da.from_zarr`` on a folder), its task reads each chunk's
 file into a NumPy array and lets numcodecs decompress it straight into
 the block: in every fit (:func:`faster_reads`, on the graph ``make_blocks``
 builds) and in the lazy outputs of the post-fit methods
-(:func:`faster_array_reads`, on ``X`` before ``map_blocks``). NumPy asks the kernel for huge pages for arrays this large, so
+(:func:`faster_array_reads`, on ``X`` before ``map_blocks``). NumPy asks
+the kernel for huge pages for arrays this large, so
 a fresh array costs a few hundred faults, not tens of thousands. Reading
 the same 40 chunks on 2 threads: 2.1-2.4 s (1.3-1.8 s of kernel CPU,
 42,000 faults) instead of 4.3-5.3 s (4.5-6.3 s of kernel CPU, 1.55M
@@ -77,9 +78,10 @@ def faster_reads(graph: dict) -> dict:
 
 
 def faster_array_reads(X: Any) -> Any:
-    """The dask array ``X`` with its blocks read by :func:`read_block` where
-    it is a plain ``da.from_zarr`` on local disk (same name, keys, values),
-    unless turned off; ``X`` itself otherwise."""
+    """The dask array ``X`` with its reads done by :func:`read_block` where
+    it reads a ``da.from_zarr`` on local disk, as it is or under a slice or
+    a rechunk (same name, keys, values), unless turned off; ``X`` itself
+    otherwise."""
     if not dask.config.get(CONFIG_KEY, True):
         return X
     return _dask_compat.reroute_array_reads(X, chunk_files, read_block)

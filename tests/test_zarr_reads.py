@@ -302,6 +302,51 @@ def test_post_fit_methods_read_the_files_too(tmp_path):
     np.testing.assert_array_equal(predicted.compute(), model.estimator_.predict(Xn))
 
 
+def _funcs(array):
+    return {
+        getattr(task, "func", None) for task in dict(array.__dask_graph__()).values()
+    }
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda X: X[50:200],
+        lambda X: X[130:],
+        lambda X: X.rechunk(60),
+        lambda X: X[:, [2, 0, 1]],
+    ],
+    ids=["slice", "tail", "rechunk", "columns"],
+)
+def test_post_fit_methods_read_views_of_zarr_from_the_files(tmp_path, view):
+    """A slice or a rechunk of ``da.from_zarr`` passed to predict reads the
+    chunk files too, with zarr's values."""
+    rng = np.random.default_rng(9)
+    Xn = rng.normal(size=(240, 3))
+    da.from_array(Xn, chunks=80).to_zarr(str(tmp_path / "X.zarr"))
+    X = da.from_zarr(str(tmp_path / "X.zarr"))
+    model = Incremental(SGDClassifier(random_state=0), shuffle_blocks=False)
+    model.fit(da.from_array(Xn, chunks=80), da.from_array(Xn[:, 2] > 0, chunks=80))
+    seen = view(da.from_array(Xn, chunks=80)).compute()
+    for method in ("predict", "decision_function"):
+        ours = getattr(model, method)(view(X))
+        assert read_block in _funcs(ours)
+        with dask.config.set({CONFIG_KEY: False}):
+            by_zarr = getattr(model, method)(view(X))
+        assert read_block not in _funcs(by_zarr)
+        np.testing.assert_array_equal(ours.compute(), by_zarr.compute())
+        expected = getattr(model.estimator_, method)(seen)
+        np.testing.assert_array_equal(ours.compute(), expected)
+
+
+def test_arrays_without_zarr_reads_are_left_as_they_are():
+    from incremental._zarr_reads import faster_array_reads
+
+    in_memory = da.from_array(np.ones((10, 2)), chunks=5)
+    for X in (in_memory, in_memory[2:8], da.ones((10, 2), chunks=5) + 1):
+        assert faster_array_reads(X) is X
+
+
 def test_a_pipelines_next_stage_finds_the_kept_blocks(tmp_path, monkeypatch):
     """The scaler's transform reads through our reader under X's own keys
     and source layers, so blocks kept by the scaler's fit serve the SGD's."""
