@@ -233,7 +233,7 @@ def reroute_array_reads(
             raise _Fallback("HighLevelGraph")
     except _Fallback:
         return X
-    layers = dict(graph.layers)
+    new_layers = {}
     for name in _reading_layers(graph, X.name, materialized):
         own = dict(graph.layers[name])
         below: dict = {}
@@ -242,13 +242,13 @@ def reroute_array_reads(
         rerouted = reroute_reads({**below, **own}, plan_for, reader)
         changed = {key: rerouted[key] for key in own if rerouted[key] is not own[key]}
         if changed:
-            layers[name] = materialized({**own, **changed})
-    if all(layers[name] is graph.layers[name] for name in layers):
+            new_layers[name] = materialized({**own, **changed})
+    if not new_layers:
         return X
     import dask.array as da
 
     return da.Array(
-        high_level_graph(layers, dict(graph.dependencies)),
+        high_level_graph({**graph.layers, **new_layers}, dict(graph.dependencies)),
         X.name,
         X.chunks,
         meta=X._meta,

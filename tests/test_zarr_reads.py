@@ -282,6 +282,12 @@ def test_the_reads_travel_to_a_cluster(client, tmp_path):
     np.testing.assert_array_equal(on_cluster.coef_, local.coef_)
 
 
+def _funcs(array):
+    return {
+        getattr(task, "func", None) for task in dict(array.__dask_graph__()).values()
+    }
+
+
 def test_post_fit_methods_read_the_files_too(tmp_path):
     rng = np.random.default_rng(7)
     Xn = rng.normal(size=(240, 3))
@@ -291,21 +297,12 @@ def test_post_fit_methods_read_the_files_too(tmp_path):
     model = Incremental(SGDClassifier(random_state=0), shuffle_blocks=False)
     model.fit(X, da.from_array(yn, chunks=80), classes=[0, 1])
     predicted = model.predict(X)
-    graph = dict(predicted.__dask_graph__())
-    assert read_block in {getattr(task, "func", None) for task in graph.values()}
+    assert read_block in _funcs(predicted)
     with dask.config.set({CONFIG_KEY: False}):
         by_zarr = model.predict(X)
-    assert read_block not in {
-        getattr(task, "func", None) for task in dict(by_zarr.__dask_graph__()).values()
-    }
+    assert read_block not in _funcs(by_zarr)
     np.testing.assert_array_equal(predicted.compute(), by_zarr.compute())
     np.testing.assert_array_equal(predicted.compute(), model.estimator_.predict(Xn))
-
-
-def _funcs(array):
-    return {
-        getattr(task, "func", None) for task in dict(array.__dask_graph__()).values()
-    }
 
 
 @pytest.mark.parametrize(
