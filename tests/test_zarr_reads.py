@@ -2,6 +2,7 @@
 to the bit, whatever the format, codec, dtype, chunking and selection; zarr
 reads whatever the module does not know."""
 
+import contextlib
 import itertools
 import os
 
@@ -18,7 +19,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from incremental import Incremental, _dask_compat
+from incremental import Incremental, _dask_compat, _scratch
 from incremental._blocks import make_blocks
 from incremental._zarr_reads import CONFIG_KEY, chunk_files, read_block
 
@@ -90,9 +91,10 @@ def layouts(draw):
     zarr_format=st.sampled_from([2, 3]),
     written=st.floats(0, 1),
     seed=st.integers(0, 2**16),
+    reused=st.booleans(),
 )
 def test_blocks_are_zarrs_to_the_bit(
-    tmp_path_factory, layout, dtype, codec, zarr_format, written, seed
+    tmp_path_factory, layout, dtype, codec, zarr_format, written, seed, reused
 ):
     shape, chunks, selection = layout
     path = tmp_path_factory.mktemp("z") / "a.zarr"
@@ -105,12 +107,18 @@ def test_blocks_are_zarrs_to_the_bit(
     files = chunk_files(z)
     assert files is not None
     expected = z[selection]
-    got = read_block(z, selection, files)
-    assert got.dtype == expected.dtype and got.shape == expected.shape
-    assert got.tobytes() == expected.tobytes()
-    assert got.flags.owndata and got.flags.writeable
-    if all_stored(files):  # every chunk on disk: zarr is not asked
-        assert read_block(NoZarr(), selection, files).tobytes() == expected.tobytes()
+    with _scratch.reusing() if reused else contextlib.nullcontext():
+        if reused:  # what a reused buffer held before never shows through
+            with _scratch.scratch(4 * files.chunk_nbytes + 64) as stale:
+                stale[:] = 0xAB
+        got = read_block(z, selection, files)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert got.tobytes() == expected.tobytes()
+        assert got.flags.owndata and got.flags.writeable
+        if all_stored(files):  # every chunk on disk: zarr is not asked
+            again = read_block(NoZarr(), selection, files)
+            assert again.tobytes() == expected.tobytes()
+            assert not np.shares_memory(again, got)
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
