@@ -26,7 +26,6 @@ import dask
 import dask.array as da
 import numpy as np
 
-from incremental import _scratch
 from incremental._blocks import make_blocks
 from incremental.demo import PARQUET_NAME, feature_names, load_dataset, load_frame
 
@@ -245,12 +244,10 @@ def _touch_parts(X: np.ndarray, y: np.ndarray) -> tuple:
 
 def _load_all(X: da.Array, y: da.Array, by: str = "incremental") -> None:
     """Read every block of X and y in parallel, keeping only a row of each:
-    as ours reads them in a fit (zarr's chunk files read by ``_zarr_reads``,
-    scratch buffers reused as while a fit's stream runs), or ``by="dask"``:
-    with dask's own tasks (zarr's reader)."""
+    as ours reads them (zarr's chunk files read by ``_zarr_reads``), or
+    ``by="dask"``: with dask's own tasks (zarr's reader)."""
     if by == "incremental":
-        with _scratch.reusing():
-            make_blocks(X, y).map_blocks(_touch_parts)
+        make_blocks(X, y).map_blocks(_touch_parts)
         return
     dask.compute(
         X.map_blocks(_touch_block, chunks=((1,) * X.numblocks[0], (X.shape[1],))),

@@ -6,10 +6,9 @@ scheduler's fixed cost each), either inline between the consumer's blocks or
 by reader threads while the consumer works (several groups at once, so
 decompressing uses every core the consumer leaves free), delivered in order,
 never more than ``prefetch`` blocks held at once. Whether to move to the thread is decided by
-:func:`overlap_pays`, a pure function of the costs measured so far. While a
-stream runs, reads reuse their scratch buffers from block to block
-(:mod:`._scratch`). The stream knows nothing of scikit-learn; it is given a
-function that computes a list of blocks by index.
+:func:`overlap_pays`, a pure function of the costs measured so far. The
+stream knows nothing of scikit-learn; it is given a function that computes a
+list of blocks by index.
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from . import _scratch
 
 
 class BlockComputeError(Exception):
@@ -189,10 +186,6 @@ class BlockStream:
         yield from zip(indices, blocks)
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
-        with _scratch.reusing():
-            yield from self._delivered()
-
-    def _delivered(self) -> Iterator[tuple[int, Any]]:
         groups = order_groups(self.order, self.group)
         if self.overlap is True:
             yield from self._overlapped(groups)

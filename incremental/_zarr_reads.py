@@ -15,9 +15,12 @@ on local disk (``da.from_zarr`` on a folder), its task reads each chunk's
 file into a NumPy array and lets numcodecs decompress it straight into
 the block: in every fit (:func:`faster_reads`, on the graph ``make_blocks``
 builds) and in the lazy outputs of the post-fit methods
-(:func:`faster_array_reads`, on ``X`` before ``map_blocks``). While a fit's
-stream runs, the arrays the stored bytes are read into are reused from
-chunk to chunk (:mod:`._scratch`). NumPy asks
+(:func:`faster_array_reads`, on ``X`` before ``map_blocks``). A zstd
+chunk (zarr's default codec) is not read whole first: with ``zstandard``
+installed (the ``zarr`` extra), it is decompressed as it is read, a piece
+of 1 MiB at a time, so no buffer of the stored chunk is made at all
+(reading 40 chunks of 77 MB in turn: 3.76 s of CPU against 4.26 s
+reading each whole, medians of 9). NumPy asks
 the kernel for huge pages for arrays this large, so
 a fresh array costs a few hundred faults, not tens of thousands. Reading
 the same 40 chunks on 2 threads: 2.1-2.4 s (1.3-1.8 s of kernel CPU,
@@ -37,10 +40,10 @@ False})`` turns it off.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +51,6 @@ import dask
 import numpy as np
 
 from . import _dask_compat
-from ._scratch import scratch
 
 #: dask config key: whether blocks of zarr arrays are read here (default) or by zarr.
 CONFIG_KEY = "incremental.zarr-reads"
@@ -279,40 +281,30 @@ def _read_chunk(
     )
     # Straight into the block when the chunk fills a contiguous part of it.
     direct = whole and target.flags.c_contiguous
-    with ExitStack() as buffers:
-        if direct:
-            decoded = target
+    decoded = target if direct else np.empty(files.chunks, files.dtype)
+    into = decoded.reshape(-1).view(np.uint8)
+    try:
+        file = open(os.path.join(files.folder, files.chunk_name(at)), "rb", buffering=0)
+    except FileNotFoundError:
+        return False
+    with file:
+        size = os.fstat(file.fileno()).st_size
+        stored = None
+        if files.codec is None:
+            if size != files.chunk_nbytes or not _read_into(file, into):
+                return False
+        elif (zstandard := _streaming(files.codec)) is not None:
+            if not _stream_zstd(zstandard, file, into):
+                return False
         else:
-            decoded = _scratch_array(buffers, files.chunks, files.dtype)
-        into = decoded.reshape(-1).view(np.uint8)
-        try:
-            file = open(
-                os.path.join(files.folder, files.chunk_name(at)), "rb", buffering=0
-            )
-        except FileNotFoundError:
-            return False
-        with file:
-            size = os.fstat(file.fileno()).st_size
-            if files.codec is None:
-                if size != files.chunk_nbytes or not _read_into(file, into):
-                    return False
-            else:
-                stored = buffers.enter_context(scratch(size))
-                if not _read_into(file, stored):
-                    return False
-        if files.codec is not None and not _decode(files.codec, stored, into):
-            return False
-        if not direct:
-            target[...] = decoded[inside]
+            stored = np.empty(size, np.uint8)
+            if not _read_into(file, stored):
+                return False
+    if stored is not None and not _decode(files.codec, stored, into):
+        return False
+    if not direct:
+        target[...] = decoded[inside]
     return True
-
-
-def _scratch_array(
-    buffers: ExitStack, shape: tuple[int, ...], dtype: np.dtype
-) -> np.ndarray:
-    """A scratch array of ``shape`` and ``dtype``, held until ``buffers`` ends."""
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    return buffers.enter_context(scratch(nbytes)).view(dtype).reshape(shape)
 
 
 def _decode(codec: Any, stored: np.ndarray, into: np.ndarray) -> bool:
@@ -327,6 +319,38 @@ def _decode(codec: Any, stored: np.ndarray, into: np.ndarray) -> bool:
     if not np.shares_memory(result, into):
         into[...] = result
     return True
+
+
+#: Bytes of a zstd chunk's file read at a time when it is decompressed as
+#: it is read: small enough to stay in the CPU's cache.
+STREAM_READ_BYTES = 1 << 20
+
+
+@functools.cache
+def _zstandard() -> Any:
+    """The ``zstandard`` module, or None when it is not installed."""
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    return zstandard
+
+
+def _streaming(codec: Any) -> Any:
+    """The ``zstandard`` module when ``codec`` is zstd and it is installed,
+    so the chunk is decompressed as it is read; None otherwise."""
+    return _zstandard() if type(codec).__name__ == "Zstd" else None
+
+
+def _stream_zstd(zstandard: Any, file: Any, into: np.ndarray) -> bool:
+    """Decompress the zstd ``file`` into ``into`` as it is read, a
+    :data:`STREAM_READ_BYTES` piece at a time; False if it holds fewer or
+    more values. Damaged data raises ``zstandard.ZstdError``."""
+    reader = zstandard.ZstdDecompressor().stream_reader(
+        file, read_size=STREAM_READ_BYTES, read_across_frames=True, closefd=False
+    )
+    # Reading one more byte checks the frame's end (and its checksum).
+    return _read_into(reader, into) and reader.read(1) == b""
 
 
 def _read_into(file: Any, buffer: np.ndarray) -> bool:
