@@ -289,7 +289,6 @@ def _read_chunk(
         return False
     with file:
         size = os.fstat(file.fileno()).st_size
-        stored = None
         if files.codec is None:
             if size != files.chunk_nbytes or not _read_into(file, into):
                 return False
@@ -298,10 +297,8 @@ def _read_chunk(
                 return False
         else:
             stored = np.empty(size, np.uint8)
-            if not _read_into(file, stored):
+            if not _read_into(file, stored) or not _decode(files.codec, stored, into):
                 return False
-    if stored is not None and not _decode(files.codec, stored, into):
-        return False
     if not direct:
         target[...] = decoded[inside]
     return True
