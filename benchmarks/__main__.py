@@ -57,6 +57,8 @@ def _value(value: float | None, unit: str) -> str:
         return f"{value:,.0f} MB"
     if unit == "passes":
         return f"{value:.2f}"
+    if unit == "x":
+        return f"{value:.3f}x"
     return f"{value:.4f}"
 
 
