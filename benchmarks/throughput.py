@@ -176,9 +176,9 @@ def _fitting_beside_reads(
     other blocks at the readers' priority, taking turns. Returns the chain
     alone (median) and the ratio beside / alone (median by turn).
 
-    Both share the machine's memory: a thread that only computes does not
-    slow the calls, one that only copies memory does, so the limit (which
-    assumes the calls run as fast as alone) cannot be met exactly."""
+    The two threads share the machine's memory and caches; the limit
+    assumes the calls run as fast beside the reads as alone. The reader's
+    error, if any, is raised here."""
     import itertools
     import threading
 
@@ -197,22 +197,28 @@ def _fitting_beside_reads(
         return plain_fit(_sgd(), held, classes=CLASSES)[1]
 
     def beside() -> float:
-        stop = threading.Event()
+        stop, failed = threading.Event(), []
 
         def read() -> None:
             _yield_to_consumer()
-            for start in itertools.cycle(others):
-                if stop.is_set():
-                    return
-                read_block(X, (slice(start, start + step), slice(None)), files)
+            try:
+                for start in itertools.cycle(others):
+                    if stop.is_set():
+                        return
+                    read_block(X, (slice(start, start + step), slice(None)), files)
+            except Exception as error:  # raised by the thread that timed
+                failed.append(error)
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         try:
-            return chain()
+            seconds = chain()
         finally:
             stop.set()
             reader.join()
+        if failed:
+            raise failed[0]
+        return seconds
 
     alone, slowed = [], []
     for _ in range(repeats):
@@ -279,7 +285,7 @@ def one_pass(settings: Settings) -> list[Row]:
             for seconds, chain in zip(t["ours"].seconds, chains)
         ]
         # The limit assumes the calls run as fast beside the reads as alone.
-        held = settings.pick(4, 10)
+        held = min(settings.pick(4, 10), X.numblocks[0] // 2)
         alone, slowdown = _fitting_beside_reads(folder, held, repeats)
         share = min(1.0, read_cpu / fit_serial)
         first = median(trace.first_wait for trace in t["ours"].results)
